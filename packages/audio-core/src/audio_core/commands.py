@@ -1,0 +1,261 @@
+"""``audio-run`` subcommands: the context handlers receive, and audio-core's own commands.
+
+audio-core adds ``train``, ``config``, ``list`` and ``plugins`` through its built-in plugin's
+``register_commands`` hook, exactly as other packages add theirs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, TextIO
+
+from attrs import define, field
+
+from .config import RunConfig
+from .plugins import AudioPluginManager, PluginInfo
+from .registry import Registry
+from .specs import KINDS
+
+#: A subcommand's handler: parsed arguments and context in, exit status out (None means 0).
+CommandHandler = Callable[[argparse.Namespace, "CommandContext"], int | None]
+
+_RUN_HELP = """\
+Configuration, lowest precedence first: the defaults; each --config FILE in order; --model and
+--dataset; each KEY=VALUE override in order. Values are read as TOML (128, 4e-3, true,
+[4, 4], "quoted text") and otherwise as plain text (data/sc09)."""
+
+
+@define
+class CommandContext:
+    """What a subcommand handler receives besides its parsed arguments.
+
+    Attributes:
+        plugin_manager: the plugin manager built for this invocation.
+        commands: the subcommands each plugin added, by plugin name.
+        stdout: where results go (the handlers print nothing else there).
+    """
+
+    plugin_manager: AudioPluginManager
+    commands: dict[str, list[str]] = field(factory=dict)
+    stdout: TextIO = field(factory=lambda: sys.stdout)
+    _registry: Registry | None = field(default=None, init=False)
+
+    @property
+    def registry(self) -> Registry:
+        """The registry of every plugin's records, built on first use."""
+        if self._registry is None:
+            self._registry = Registry.from_plugin_manager(self.plugin_manager)
+        return self._registry
+
+    def resolve_config(self, args: argparse.Namespace) -> RunConfig:
+        """The run config from the options :func:`add_run_options` added to ``args``."""
+        from .resolve import resolve_run_config  # cattrs: only commands that need a config
+
+        return resolve_run_config(
+            self.registry,
+            files=args.config,
+            model=args.model,
+            dataset=args.dataset,
+            overrides=args.overrides,
+        )
+
+    def print(self, *lines: str) -> None:
+        """Write lines to ``stdout``."""
+        for line in lines:
+            print(line, file=self.stdout)
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config``, ``--model``, ``--dataset`` and ``KEY=VALUE`` overrides to ``parser``.
+
+    Commands of other packages that need a run config (``generate``, ``evaluate``) call this
+    and then :meth:`CommandContext.resolve_config`.
+    """
+    group = parser.add_argument_group("configuration", _RUN_HELP)
+    group.add_argument(
+        "--config",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="a TOML run config (repeatable; later files override earlier ones)",
+    )
+    group.add_argument("--model", metavar="NAME", help="the model (sets model.name)")
+    group.add_argument("--dataset", metavar="NAME", help="the dataset (sets dataset.name)")
+    group.add_argument(
+        "overrides",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. model.d_model=128 train.batch_size=8",
+    )
+
+
+def _core_version() -> str:
+    try:
+        return version("sashimi-audio-core")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+def _train(args: argparse.Namespace, ctx: CommandContext) -> int:
+    config = ctx.resolve_config(args)
+    print(
+        f"audio-run: the configuration is valid (model {config.model.name!r}, dataset "
+        f"{config.dataset.name!r}), but sashimi-audio-core {_core_version()} has no training "
+        "runner yet; `audio-run config` prints the resolved configuration",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _config(args: argparse.Namespace, ctx: CommandContext) -> None:
+    from .resolve import to_toml
+
+    config = ctx.resolve_config(args)
+    ctx.print(
+        f"# Resolved by audio-run (sashimi-audio-core {_core_version()}); "
+        "reuse it with: audio-run --config FILE",
+        to_toml(config).rstrip("\n"),
+    )
+
+
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        "  ".join(
+            [*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def _list(args: argparse.Namespace, ctx: CommandContext) -> None:
+    registry = ctx.registry
+    kinds = [args.kind] if args.kind else list(KINDS)
+    if args.json:
+        listing: dict[str, list[dict[str, Any]]] = {}
+        for kind in kinds:
+            listing[kind] = []
+            for name, spec in registry.specs(kind).items():
+                provider = registry.provider(kind, name)
+                listing[kind].append(
+                    {
+                        "name": name,
+                        "aliases": list(spec.aliases),
+                        "summary": spec.summary,
+                        "target": spec.target,
+                        "config": f"{spec.config_cls.__module__}.{spec.config_cls.__qualname__}",
+                        "plugin": provider.name if provider else None,
+                        "distribution": provider.dist if provider else None,
+                        "version": provider.version if provider else None,
+                    }
+                )
+        ctx.print(json.dumps(listing, indent=2))
+        return
+    for index, kind in enumerate(kinds):
+        specs = registry.specs(kind)
+        ctx.print(("\n" if index else "") + f"{kind}:")
+        if not specs:
+            ctx.print("  (none installed)")
+            continue
+        rows = []
+        for name, spec in specs.items():
+            provider = registry.provider(kind, name)
+            aliases = f" (aliases: {', '.join(spec.aliases)})" if spec.aliases else ""
+            rows.append(["  " + name, provider.label if provider else "?", spec.summary + aliases])
+        ctx.print(*_table(rows))
+
+
+def _plugin_record(info: PluginInfo, ctx: CommandContext) -> dict[str, Any]:
+    pm = ctx.plugin_manager
+    plugin = pm.get_plugin(info.name)
+    hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+    provides: dict[str, list[str]] = dict(ctx.registry.provided_by(info.name).items())
+    provides["commands"] = sorted(ctx.commands.get(info.name, []))
+    return {
+        "name": info.name,
+        "distribution": info.dist,
+        "version": info.version,
+        "module": info.module,
+        "source": info.source,
+        "hooks": hooks,
+        "provides": provides,
+    }
+
+
+def _plugins(args: argparse.Namespace, ctx: CommandContext) -> None:
+    records = [_plugin_record(info, ctx) for info in ctx.plugin_manager.infos()]
+    disabled = list(ctx.plugin_manager.disabled)
+    if args.json:
+        ctx.print(json.dumps({"plugins": records, "disabled": disabled}, indent=2))
+        return
+    rows = [["PLUGIN", "DISTRIBUTION", "SOURCE", "PROVIDES"]]
+    for record in records:
+        dist = (
+            f"{record['distribution']}=={record['version']}"
+            if record["distribution"]
+            else f"module {record['module']}"
+        )
+        provided = "; ".join(
+            f"{kind}: {', '.join(names)}" for kind, names in record["provides"].items() if names
+        )
+        rows.append([record["name"], dist, record["source"], provided or "-"])
+    ctx.print(*_table(rows))
+    if disabled:
+        ctx.print(f"disabled (AUDIO_RUN_DISABLE_PLUGINS): {', '.join(disabled)}")
+
+
+def register_core_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Add ``train``, ``config``, ``list`` and ``plugins`` (audio-core's own commands)."""
+    train = subparsers.add_parser(
+        "train",
+        help="train a model (the default command: `audio-run --model M --dataset D` trains)",
+        description="Train a model on a dataset. `audio-run [train] --model M --dataset D`.",
+        epilog="examples:\n  audio-run --model sashimi --dataset sc09 train.batch_size=8\n"
+        "  audio-run train --config base.toml model.d_model=128",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    add_run_options(train)
+    train.set_defaults(handler=_train)
+
+    config = subparsers.add_parser(
+        "config",
+        help="print the resolved run configuration as TOML",
+        description="Resolve the configuration exactly as `train` would and print it as TOML. "
+        "Problems are reported one per line with their $.path; the exit status is then 2.",
+        allow_abbrev=False,
+    )
+    add_run_options(config)
+    config.set_defaults(handler=_config)
+
+    listing = subparsers.add_parser(
+        "list",
+        help="list registered kernels, backbones, models, datasets or metrics",
+        description="List what the installed plugins register, with the providing "
+        "distribution. Lists every kind when KIND is omitted.",
+        allow_abbrev=False,
+    )
+    listing.add_argument(
+        "kind", nargs="?", choices=KINDS, metavar="KIND", help=f"one of {', '.join(KINDS)}"
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.set_defaults(handler=_list)
+
+    plugins = subparsers.add_parser(
+        "plugins",
+        help="list loaded plugins, their distributions and what they provide",
+        description="List every loaded plugin: its name, distribution and version, how it was "
+        "loaded, the hooks it implements and what it provides.",
+        allow_abbrev=False,
+    )
+    plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    plugins.set_defaults(handler=_plugins)

@@ -1,0 +1,179 @@
+"""The run configuration: ``model``, ``dataset``, ``train``, ``generate`` and ``output``.
+
+Every class is ``@frozen(kw_only=True)``, holds tuples rather than lists, uses ``Literal`` for
+modes (validated from the same ``Literal``), validates single fields with attrs validators and
+cross-field rules in ``__attrs_post_init__``. The ``model`` and ``dataset`` sections hold the
+chosen registry name plus that record's own config class; see :mod:`audio_core.resolve` for
+how files, flags and ``key=value`` overrides become one :class:`RunConfig`.
+
+TOML has no null, so no field here is optional: ``0`` means "no limit" or "off" where noted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal, get_args
+
+import attrs
+from attrs import Factory, field, frozen
+from attrs import validators as v
+
+from .specs import Kind
+
+OptimizerName = Literal["adamw", "adam", "sgd"]
+SchedulerName = Literal["plateau", "cosine", "constant"]
+Precision = Literal["fp32", "bf16"]
+Split = Literal["train", "val", "test"]
+
+
+def one_of(literal: Any) -> Any:
+    """An attrs validator accepting exactly the values of a ``Literal[...]`` type."""
+    return v.in_(get_args(literal))
+
+
+@frozen(kw_only=True)
+class OptimizerConfig:
+    """The optimizer (``train.optimizer``).
+
+    SSM parameters (A, B, dt) keep their own capped learning rate and zero weight decay,
+    whatever is set here: their modules declare it.
+    """
+
+    name: OptimizerName = field(default="adamw", validator=one_of(OptimizerName))
+    lr: float = field(default=0.004, validator=v.gt(0.0))
+    weight_decay: float = field(default=0.0, validator=v.ge(0.0))
+    betas: tuple[float, float] = field(
+        default=(0.9, 0.999), validator=v.deep_iterable(v.and_(v.ge(0.0), v.lt(1.0)))
+    )
+
+
+@frozen(kw_only=True)
+class SchedulerConfig:
+    """The learning-rate schedule (``train.scheduler``).
+
+    ``plateau`` multiplies the learning rate by ``factor`` after ``patience`` validations
+    without improvement of the validation NLL (the paper's setting); ``cosine`` decays to
+    ``min_lr`` over ``train.max_steps``; ``constant`` keeps it. ``warmup_steps`` ramps up
+    linearly first, in every mode.
+    """
+
+    name: SchedulerName = field(default="plateau", validator=one_of(SchedulerName))
+    patience: int = field(default=20, validator=v.ge(0))
+    factor: float = field(default=0.2, validator=[v.gt(0.0), v.lt(1.0)])
+    warmup_steps: int = field(default=0, validator=v.ge(0))
+    min_lr: float = field(default=0.0, validator=v.ge(0.0))
+
+
+@frozen(kw_only=True)
+class TrainConfig:
+    """Training (``train``). Defaults follow the SaShiMi SC09 recipe.
+
+    ``max_steps`` / ``max_epochs``: ``0`` means no limit (at least one must be set);
+    ``val_every``: validate every so many steps, ``0`` for once per epoch; ``grad_clip``: clip
+    the gradient norm to this value, ``0`` for off.
+    """
+
+    optimizer: OptimizerConfig = Factory(OptimizerConfig)
+    scheduler: SchedulerConfig = Factory(SchedulerConfig)
+    batch_size: int = field(default=32, validator=v.gt(0))
+    max_steps: int = field(default=0, validator=v.ge(0))
+    max_epochs: int = field(default=1000, validator=v.ge(0))
+    val_every: int = field(default=0, validator=v.ge(0))
+    seed: int = field(default=0, validator=v.ge(0))
+    precision: Precision = field(default="fp32", validator=one_of(Precision))
+    grad_clip: float = field(default=0.0, validator=v.ge(0.0))
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_steps == 0 and self.max_epochs == 0:
+            raise ValueError("set train.max_steps or train.max_epochs: both are 0 (no limit)")
+        if self.scheduler.name == "cosine" and self.max_steps == 0:
+            raise ValueError(
+                "train.scheduler.name 'cosine' decays over train.max_steps, which is 0; "
+                "set train.max_steps"
+            )
+
+
+@frozen(kw_only=True)
+class GenerateConfig:
+    """Sampling (``generate``), after the reference's ``generate.py``.
+
+    Writes ``n_samples * n_reps`` clips of ``l_sample`` samples in batches of ``n_batch``;
+    with ``l_prefix > 0`` each continues the first ``l_prefix`` samples of one of the first
+    ``n_samples`` examples of ``split``.
+    """
+
+    n_samples: int = field(default=16, validator=v.gt(0))
+    n_reps: int = field(default=1, validator=v.gt(0))
+    l_sample: int = field(default=16000, validator=v.gt(0))
+    l_prefix: int = field(default=0, validator=v.ge(0))
+    n_batch: int = field(default=16, validator=v.gt(0))
+    temperature: float = field(default=1.0, validator=v.gt(0.0))
+    top_p: float = field(default=1.0, validator=[v.gt(0.0), v.le(1.0)])
+    split: Split = field(default="val", validator=one_of(Split))
+    seed: int = field(default=0, validator=v.ge(0))
+
+    def __attrs_post_init__(self) -> None:
+        if self.l_prefix >= self.l_sample:
+            raise ValueError(
+                f"generate.l_prefix ({self.l_prefix}) must be shorter than "
+                f"generate.l_sample ({self.l_sample})"
+            )
+
+
+def _plain_name(instance: Any, attribute: attrs.Attribute[str], value: str) -> None:
+    if "/" in value or "\\" in value or value in {".", ".."}:
+        raise ValueError(
+            f"'{attribute.name}' must be a plain folder name, not a path: {value!r} "
+            "(set output.root for the parent folder)"
+        )
+
+
+@frozen(kw_only=True)
+class OutputConfig:
+    """Where a run writes (``output``): ``<root>/<name>/``.
+
+    An empty ``name`` means ``<model>-<dataset>-<date>-<time>``.
+    """
+
+    root: Path = Path("runs")
+    name: str = field(default="", validator=_plain_name)
+    tensorboard: bool = False
+
+
+@frozen(kw_only=True)
+class Choice:
+    """A ``model`` or ``dataset`` section: the chosen registry ``name`` and its ``config``.
+
+    In TOML and in overrides the section is flat: ``name`` beside the record's own fields
+    (``[model] name = "sashimi"  d_model = 64``; ``model.d_model=64``).
+    """
+
+    kind: ClassVar[Kind]
+
+    name: str
+    config: Any
+
+
+@frozen(kw_only=True)
+class ModelChoice(Choice):
+    """The ``model`` section; ``config`` is an instance of the model's ``config_cls``."""
+
+    kind: ClassVar[Kind] = "models"
+
+
+@frozen(kw_only=True)
+class DatasetChoice(Choice):
+    """The ``dataset`` section; ``config`` is an instance of the dataset's ``config_cls``."""
+
+    kind: ClassVar[Kind] = "datasets"
+
+
+@frozen(kw_only=True)
+class RunConfig:
+    """Everything one ``audio-run`` invocation needs. Saved next to a run's outputs."""
+
+    model: ModelChoice
+    dataset: DatasetChoice
+    train: TrainConfig = Factory(TrainConfig)
+    generate: GenerateConfig = Factory(GenerateConfig)
+    output: OutputConfig = Factory(OutputConfig)

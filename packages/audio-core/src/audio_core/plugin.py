@@ -1,0 +1,20 @@
+"""audio-core's built-in plugin.
+
+Registered before anything else under the name ``sashimi-audio-core`` (also its entry-point
+name, so the entry point is not loaded twice), through the same hooks a third-party plugin
+implements. It adds audio-core's own subcommands.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .hookspecs import hookimpl
+
+
+@hookimpl
+def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``train``, ``config``, ``list`` and ``plugins``."""
+    from .commands import register_core_commands
+
+    register_core_commands(subparsers)
