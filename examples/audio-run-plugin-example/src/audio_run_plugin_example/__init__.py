@@ -1,0 +1,1 @@
+"""A template third-party plugin for ``audio-run``: one backbone and one dataset."""
