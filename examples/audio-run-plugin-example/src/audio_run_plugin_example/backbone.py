@@ -6,6 +6,7 @@ inputs ``<= t`` only (left padding, no look-ahead).
 
 from __future__ import annotations
 
+import attrs
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,9 +57,4 @@ class CausalConvBackbone(nn.Module):
 
 def build(config: CausalConvConfig) -> CausalConvBackbone:
     """The backbone a :class:`CausalConvConfig` describes (the record's ``target``)."""
-    return CausalConvBackbone(
-        d_model=config.d_model,
-        n_layers=config.n_layers,
-        kernel_size=config.kernel_size,
-        dilation_growth=config.dilation_growth,
-    )
+    return CausalConvBackbone(**attrs.asdict(config, recurse=False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import torch
 from torch.utils.data import Dataset
 
@@ -52,11 +53,4 @@ class Tones(Dataset[torch.Tensor]):
 
 def build(config: TonesConfig) -> Tones:
     """The dataset a :class:`TonesConfig` describes (the record's ``target``)."""
-    return Tones(
-        n_examples=config.n_examples,
-        sample_len=config.sample_len,
-        sample_rate=config.sample_rate,
-        min_freq=config.min_freq,
-        max_freq=config.max_freq,
-        seed=config.seed,
-    )
+    return Tones(**attrs.asdict(config, recurse=False))
