@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 
 from ._suggest import did_you_mean
 from .commands import CommandContext
@@ -56,13 +55,6 @@ def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _core_version() -> str:
-    try:
-        return version("sashimi-audio-core")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def build_parser(
     ctx: CommandContext,
 ) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -79,7 +71,7 @@ def build_parser(
         allow_abbrev=False,
     )
     _add_plugin_options(parser)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_core_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {ctx.core_version}")
     subparsers = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     pm = ctx.plugin_manager
     problems = []

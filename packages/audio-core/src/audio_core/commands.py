@@ -10,14 +10,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TextIO
 
 from attrs import define, field
 
 from .config import RunConfig
-from .plugins import AudioPluginManager, PluginInfo
+from .plugins import BUILTIN_NAME, AudioPluginManager, PluginInfo
 from .registry import Registry
 from .specs import KINDS
 
@@ -51,6 +50,11 @@ class CommandContext:
         if self._registry is None:
             self._registry = Registry.from_plugin_manager(self.plugin_manager)
         return self._registry
+
+    @property
+    def core_version(self) -> str:
+        """sashimi-audio-core's version (``"unknown"`` when run from an uninstalled tree)."""
+        return self.plugin_manager.info(BUILTIN_NAME).version or "unknown"
 
     def resolve_config(self, args: argparse.Namespace) -> RunConfig:
         """The run config from the options :func:`add_run_options` added to ``args``."""
@@ -96,18 +100,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _core_version() -> str:
-    try:
-        return version("sashimi-audio-core")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "unknown"
-
-
 def _train(args: argparse.Namespace, ctx: CommandContext) -> int:
     config = ctx.resolve_config(args)
     print(
         f"audio-run: the configuration is valid (model {config.model.name!r}, dataset "
-        f"{config.dataset.name!r}), but sashimi-audio-core {_core_version()} has no training "
+        f"{config.dataset.name!r}), but sashimi-audio-core {ctx.core_version} has no training "
         "runner yet; `audio-run config` prints the resolved configuration",
         file=sys.stderr,
     )
@@ -119,7 +116,7 @@ def _config(args: argparse.Namespace, ctx: CommandContext) -> None:
 
     config = ctx.resolve_config(args)
     ctx.print(
-        f"# Resolved by audio-run (sashimi-audio-core {_core_version()}); "
+        f"# Resolved by audio-run (sashimi-audio-core {ctx.core_version}); "
         "reuse it with: audio-run --config FILE",
         to_toml(config).rstrip("\n"),
     )
