@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Iterable
 from typing import Any, ClassVar, Literal, get_args
 
 import attrs
@@ -28,6 +29,10 @@ TARGET_PATTERN = re.compile(
 
 class TargetImportError(ImportError):
     """A record's ``target`` could not be imported; the message names the record and target."""
+
+
+def _as_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
 
 
 @frozen(kw_only=True)
@@ -51,7 +56,7 @@ class Spec:
     config_cls: type[Any]
     target: str
     summary: str
-    aliases: tuple[str, ...] = field(default=(), converter=tuple)
+    aliases: tuple[str, ...] = field(default=(), converter=_as_tuple)
 
     def problems(self) -> list[str]:
         """What is wrong with this record, one sentence each (empty when it is valid)."""
