@@ -1,0 +1,307 @@
+"""Stateless tensor functions: the maths of S4 and S4D, and slow reference twins.
+
+Layout: an SSM has ``H`` channels (one step size each) and ``M = N / 2`` complex modes kept
+out of ``N``; the other half of the modes are the complex conjugates (the system is real).
+Shapes use ``H`` for channels, ``M`` for kept modes, ``L`` for sequence length and ``C`` for
+output channels of a kernel.
+
+Each fast function has a ``*_ref`` twin written straight from the definitions (explicit sums,
+explicit matrix powers); the tests compare the two in float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+#: Elements of the largest temporary a chunked product materialises (2**24 complex64 values
+#: are 128 MiB): memory stays bounded whatever the sequence length.
+MAX_CHUNK_ELEMENTS = 2**24
+
+
+def _broadcast(*shapes: torch.Size | tuple[int, ...]) -> torch.Size:
+    return torch.broadcast_shapes(*shapes)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def conj_full(x: Tensor, dim: int = -1) -> Tensor:
+    """Both halves of a conjugate-pair layout: ``x`` then ``conj(x)`` along ``dim``."""
+    return torch.cat([x, x.conj()], dim=dim)
+
+
+def _chunks(length: int, per_position: int) -> list[tuple[int, int]]:
+    size = max(1, MAX_CHUNK_ELEMENTS // max(1, per_position))
+    return [(start, min(length, start + size)) for start in range(0, length, size)]
+
+
+def _cauchy_block(v: Tensor, w: Tensor, z: Tensor, s: Tensor | None) -> Tensor:
+    z = z.unsqueeze(-2)  # (H, 1, l)
+    w = w.unsqueeze(-1)  # (H, M, 1)
+    w_bar = w.conj()
+    if s is not None:
+        w, w_bar = s.unsqueeze(-2) * w, s.unsqueeze(-2) * w_bar
+    # The divisions are shared by every numerator; the sums over m are batched matrix
+    # products (H, T, M) @ (H, M, l), which run at BLAS speed.
+    near, far = torch.reciprocal(z - w), torch.reciprocal(z - w_bar)
+    return torch.matmul(v, near) + torch.matmul(v.conj(), far)
+
+
+def cauchy_conj(v: Tensor, z: Tensor, w: Tensor, s: Tensor | None = None) -> Tensor:
+    """``sum_m v_m / (z_l - w_m) + conj(v_m) / (z_l - conj(w_m))``, chunked over ``l``.
+
+    Args:
+        v: ``(*T, H, M)`` complex numerators (any number of leading dimensions ``T``).
+        z: ``(H, L)`` complex evaluation points (``H`` broadcasts).
+        w: ``(H, M)`` complex poles.
+        s: optional ``(H, L)`` complex scale of the poles: the denominators become
+            ``z_l - s_l w_m`` and ``z_l - s_l conj(w_m)`` (a Cauchy sum at ``z / s``, divided
+            by ``s``, computed without dividing by ``s``).
+
+    Returns:
+        ``(*T, H, L)`` complex. The reciprocals ``1 / (z - w)`` are formed once per chunk
+        of ``l`` and shared by every numerator (the sums are batched matrix products); no
+        temporary exceeds ``MAX_CHUNK_ELEMENTS`` elements. With autograd on, each chunk is
+        recomputed in the backward pass instead of stored, so training memory is bounded too.
+    """
+    lead = v.shape[:-2]
+    H = _broadcast(z.shape[:-1], w.shape[:-1], v.shape[-2:-1])[0]
+    per_position = H * w.shape[-1]
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (v, z, w))
+    # (H, T, M): one batched product per channel, no broadcast copies of the reciprocals.
+    vt = v.expand(*lead, H, v.shape[-1]).reshape(-1, H, v.shape[-1]).transpose(0, 1)
+    pieces = []
+    for start, stop in _chunks(z.shape[-1], per_position):
+        zc = z[..., start:stop]
+        sc = s[..., start:stop] if s is not None else None
+        if grad:
+            piece = checkpoint(_cauchy_block, vt, w, zc, sc, use_reentrant=False)
+            assert isinstance(piece, Tensor)
+        else:
+            piece = _cauchy_block(vt, w, zc, sc)
+        pieces.append(piece)
+    out = torch.cat(pieces, dim=-1)  # (H, T, L)
+    return out.transpose(0, 1).reshape(*lead, H, -1)
+
+
+def cauchy_conj_ref(v: Tensor, z: Tensor, w: Tensor, s: Tensor | None = None) -> Tensor:
+    """Reference for :func:`cauchy_conj`: the explicit sum over both halves."""
+    vf, wf = conj_full(v), conj_full(w)
+    s = torch.ones_like(z) if s is None else s
+    return (vf.unsqueeze(-1) / (z.unsqueeze(-2) - s.unsqueeze(-2) * wf.unsqueeze(-1))).sum(-2)
+
+
+def vandermonde_conj(v: Tensor, log_x: Tensor, L: int, offset: int = 0) -> Tensor:
+    """``2 Re sum_m v_m x_m^(l + offset)`` for ``l < L``, with ``x = exp(log_x)``.
+
+    Args:
+        v: ``(*T, H, M)`` complex. log_x: ``(H, M)`` complex.
+
+    Returns:
+        ``(*T, H, L)`` real. Positions are split as ``l = S t + j`` with ``S ~ sqrt(L)``, so
+        ``x^l = (x^S)^t x^j`` and the whole product is one batched matrix product of an
+        ``(S, M)`` and an ``(M, S)`` factor: ``O(M sqrt L)`` exponentials, no ``(M, L)`` tensor.
+    """
+    S = max(1, math.isqrt(max(L - 1, 0)) + 1)
+    rows = -(-L // S)
+    real = v.real.dtype
+    inner = torch.arange(offset, offset + S, device=v.device, dtype=real)
+    outer = torch.arange(rows, device=v.device, dtype=real) * S
+    X = torch.exp(log_x.unsqueeze(-1) * inner)  # (H, M, S): x^(j + offset)
+    Y = torch.exp(log_x.unsqueeze(-2) * outer.unsqueeze(-1))  # (H, rows, M): x^(S t)
+    out = torch.matmul(v.unsqueeze(-2) * Y, X)  # (*T, H, rows, S)
+    return 2 * out.flatten(-2)[..., :L].real
+
+
+def vandermonde_conj_ref(v: Tensor, x: Tensor, L: int, offset: int = 0) -> Tensor:
+    """Reference for :func:`vandermonde_conj`: explicit integer powers of ``x``."""
+    out = torch.zeros(*_broadcast(v.shape, x.shape)[:-1], L, dtype=v.real.dtype)
+    for l in range(L):  # noqa: E741 - l is the paper's time index
+        out[..., l] = 2 * (v * x ** (l + offset)).sum(-1).real
+    return out
+
+
+def roots_of_unity(L: int, *, dtype: torch.dtype, device: torch.device | None = None) -> Tensor:
+    """``exp(-2 pi i j / L)`` for ``j = 0 .. L // 2``: the points ``torch.fft.rfft`` uses."""
+    j = torch.arange(L // 2 + 1, device=device, dtype=torch.float64)
+    angle = -2 * math.pi * j / L
+    return torch.polar(torch.ones_like(angle), angle).to(dtype)
+
+
+def dplr_kernel(
+    Lambda: Tensor,
+    P: Tensor,
+    B: Tensor,
+    C_tilde: Tensor,
+    dt: Tensor,
+    L: int,
+    state: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """The convolution kernel of a bilinear-discretised DPLR SSM, from its generating function.
+
+    The SSM is ``x' = A x + B u``, ``y = C x`` with ``A = diag(Lambda) - P P^*`` (conjugate
+    halves implied), discretised with step ``dt``: ``A_bar = (I - dt/2 A)^-1 (I + dt/2 A)``,
+    ``B_bar = (I - dt/2 A)^-1 dt B``. Its kernel ``K_l = C A_bar^l B_bar`` (``l < L``) has
+    the truncated generating function ``C (I - A_bar^L) (I - A_bar z)^-1 B_bar``; at the
+    ``L``-th roots of unity ``z^L = 1``, so with ``C_tilde = C (I - A_bar^L)``
+
+        K_hat(z) = 2 / (1 + z) * C_tilde (g(z) - A)^-1 B,   g(z) = 2 / dt * (1 - z) / (1 + z),
+
+    and the Woodbury identity turns ``(g - diag(Lambda) + P P^*)^-1`` into four Cauchy sums.
+    ``g`` is infinite at ``z = -1``, so every resolvent is scaled by ``1 + z``: the sums have
+    denominators ``2 / dt (1 - z) - (1 + z) lambda``, finite everywhere, and no value
+    overflows single precision however small ``dt`` is. The kernel is the inverse real FFT
+    of ``K_hat``.
+
+    Args:
+        Lambda: ``(H, M)`` complex. P: ``(r, H, M)`` complex. B: ``(H, M)`` complex.
+        C_tilde: ``(C, H, M)`` complex, ``C (I - A_bar^L)`` for this ``L``.
+        dt: ``(H,)`` real step sizes.
+        L: kernel length.
+        state: optional ``(batch, H, M)`` complex initial state ``x_{-1}``.
+
+    Returns:
+        ``k`` of shape ``(C, H, L)`` and, when ``state`` is given, ``k_state`` of shape
+        ``(batch, C, H, L)`` with ``k_state[l] = C A_bar^(l + 1) x_{-1}``: what the initial
+        state adds to output ``l``.
+    """
+    r = P.shape[0]
+    n_out = C_tilde.shape[0]
+    # (1 - z) and (1 + z) from double precision z: near z = 1 and z = -1 the rounding of a
+    # single-precision z would dominate the kernel's error.
+    z = roots_of_unity(L, dtype=torch.complex128, device=Lambda.device)  # (Lf,)
+    numer = ((2.0 / dt.double()).unsqueeze(-1) * (1 - z)).to(Lambda.dtype)  # (H, Lf)
+    plus = (1 + z).to(Lambda.dtype)  # (Lf,)
+    rights = [B.unsqueeze(0)]
+    if state is not None:
+        # C A_bar^(l+1) x = the kernel of the input vector (I + dt/2 A) x / dt in place of B.
+        Px = 2 * torch.einsum("rhm,bhm->brh", P.conj(), state).real
+        Ax = Lambda * state - torch.einsum("rhm,brh->bhm", P, Px.to(state.dtype))
+        rights.append(state / dt.unsqueeze(-1) + Ax / 2)
+    right = torch.cat([*rights, P], dim=0)  # (n_in + r, H, M)
+    left = torch.cat([C_tilde, P.conj()], dim=0)  # (C + r, H, M)
+    v = left.unsqueeze(1) * right.unsqueeze(0)  # (C + r, n_in + r, H, M)
+    r_all = cauchy_conj(v, numer, Lambda, plus)  # (C + r, n_in + r, H, Lf), each / (1 + z)
+    n_in = right.shape[0] - r
+    k00 = r_all[:n_out, :n_in]
+    k01 = r_all[:n_out, n_in:]  # (C, r, H, Lf)
+    k10 = r_all[n_out:, :n_in]  # (r, n_in, H, Lf)
+    k11 = r_all[n_out:, n_in:]  # (r, r, H, Lf)
+    if r == 1:
+        k_hat = k00 - plus * k01 * k10 / (1 + plus * k11)
+    else:
+        eye = torch.eye(r, dtype=k11.dtype, device=k11.device)
+        inner = eye + (plus * k11).permute(2, 3, 0, 1)  # (H, Lf, r, r)
+        solved = torch.linalg.solve(inner, k10.permute(2, 3, 0, 1))  # (H, Lf, r, n_in)
+        k_hat = k00 - plus * torch.einsum("crhf,hfri->cihf", k01, solved)
+    k_hat = 2 * k_hat
+    k_all = torch.fft.irfft(k_hat, n=L)  # (C, n_in, H, L)
+    k = k_all[:, 0]
+    k_state = k_all[:, 1:].transpose(0, 1) if state is not None else None
+    return k, k_state
+
+
+def dplr_dense(Lambda: Tensor, P: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
+    """The full ``(H, N, N)`` complex ``A = diag(Lambda) - P P^*`` and ``(H, N)`` ``B``."""
+    Lf = conj_full(Lambda)
+    Pf = conj_full(P)  # (r, H, N)
+    A = torch.diag_embed(Lf) - torch.einsum("rhn,rhm->hnm", Pf, Pf.conj())
+    return A, conj_full(B)
+
+
+def bilinear(A: Tensor, B: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
+    """Bilinear (Tustin) discretisation of dense ``A (H, N, N)``, ``B (H, N)`` with ``dt (H,)``."""
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    half = (dt / 2).to(A.dtype)[:, None, None]
+    backward = eye - half * A
+    Abar = torch.linalg.solve(backward, eye + half * A)
+    Bbar = torch.linalg.solve(backward, (dt.to(A.dtype)[:, None] * B).unsqueeze(-1)).squeeze(-1)
+    return Abar, Bbar
+
+
+def zoh(A: Tensor, B: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
+    """Zero-order-hold discretisation of dense ``A (H, N, N)``, ``B (H, N)`` with ``dt (H,)``:
+    ``A_bar = exp(dt A)``, ``B_bar = A^-1 (exp(dt A) - I) B``."""
+    dtA = dt.to(A.dtype)[:, None, None] * A
+    Abar = torch.linalg.matrix_exp(dtA)
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    Bbar = torch.linalg.solve(A, ((Abar - eye) @ B.unsqueeze(-1))).squeeze(-1)
+    return Abar, Bbar
+
+
+def ssm_kernel_ref(Abar: Tensor, Bbar: Tensor, C: Tensor, L: int) -> Tensor:
+    """``Re(C A_bar^l B_bar)`` for ``l < L`` by explicit matrix powers.
+
+    Args:
+        Abar: ``(H, N, N)``. Bbar: ``(H, N)``. C: ``(C, H, N)``.
+
+    Returns:
+        ``(C, H, L)`` real.
+    """
+    out = []
+    x = Bbar
+    for _ in range(L):
+        out.append(torch.einsum("chn,hn->ch", C, x).real)
+        x = torch.einsum("hnm,hm->hn", Abar, x)
+    return torch.stack(out, dim=-1)
+
+
+def krylov_final_state(
+    Abar: Tensor, Bbar: Tensor, u: Tensor, state: Tensor, block: int = 256
+) -> Tensor:
+    """``x_{L-1} = A_bar^L x_{-1} + sum_j A_bar^(L-1-j) B_bar u_j`` for a dense transition.
+
+    Works block by block: the vectors ``A_bar^t B_bar`` (``t < block``) are computed once, each
+    block adds one contraction, and the carried state is advanced by ``A_bar^block``. Memory is
+    ``O(H block N)`` whatever ``L``.
+
+    Args:
+        Abar: ``(H, N, N)``. Bbar: ``(H, N)``. u: ``(batch, H, L)`` real. state: ``(batch, H, N)``.
+    """
+    L = u.shape[-1]
+    block = max(1, min(block, L))
+    krylov = [Bbar]
+    for _ in range(block - 1):
+        krylov.append(torch.einsum("hnm,hm->hn", Abar, krylov[-1]))
+    K = torch.stack(krylov, dim=1)  # (H, block, N): K[:, t] = A_bar^t B_bar
+    power = torch.linalg.matrix_power(Abar, block)
+    x = state
+    for start in range(0, L, block):
+        stop = min(L, start + block)
+        n = stop - start
+        step_power = power if n == block else torch.linalg.matrix_power(Abar, n)
+        reversed_k = K[:, :n].flip(1)  # A_bar^(n-1-t) B_bar
+        x = torch.einsum("hnm,bhm->bhn", step_power, x) + torch.einsum(
+            "bht,htn->bhn", u[..., start:stop].to(K.dtype), reversed_k
+        )
+    return x
+
+
+def fft_conv(u: Tensor, k: Tensor, *, bidirectional: bool = False) -> Tensor:
+    """Causal (or, with ``bidirectional``, two-sided) convolution by FFT.
+
+    Args:
+        u: ``(..., H, L)`` real input.
+        k: ``(H, L)`` causal kernel, or ``(2, H, L)`` when ``bidirectional``: ``k[0]`` acts on
+            the past and present, ``k[1]`` (flipped) on the strict future.
+
+    Returns:
+        ``(..., H, L)``: ``y_t = sum_{j <= t} k0[t - j] u_j (+ sum_{j > t} k1[j - t - 1] u_j)``.
+    """
+    L = u.shape[-1]
+    if bidirectional:
+        k = F.pad(k[0], (0, L)) + F.pad(k[1].flip(-1), (L, 0))
+    n = 2 * L
+    y: Tensor = torch.fft.irfft(torch.fft.rfft(u, n=n) * torch.fft.rfft(k, n=n), n=n)
+    return y[..., :L]
+
+
+def conv_ref(u: Tensor, k: Tensor) -> Tensor:
+    """Reference for causal :func:`fft_conv`: the explicit sum."""
+    L = u.shape[-1]
+    y = torch.zeros_like(u)
+    for t in range(L):
+        y[..., t] = (u[..., : t + 1] * k[..., : t + 1].flip(-1)).sum(-1)
+    return y

@@ -1,0 +1,153 @@
+"""The stateless maths against slow reference twins and brute force, in float64."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ssm_kernels import functional as fn
+from ssm_kernels.hippo import MEASURE_RANK, MEASURES, diagonal_init, nplr
+
+C128 = torch.complex128
+
+
+def crandn(*shape: int) -> torch.Tensor:
+    return torch.randn(*shape, dtype=C128)
+
+
+@settings(max_examples=25, deadline=None)
+@given(M=st.integers(1, 6), L=st.integers(1, 40), scaled=st.booleans(), seed=st.integers(0, 99))
+def test_cauchy_equals_the_explicit_sum(M: int, L: int, scaled: bool, seed: int) -> None:
+    torch.manual_seed(seed)
+    v, w, z = crandn(3, 2, M), crandn(2, M), crandn(2, L)
+    s = crandn(2, L) if scaled else None
+    expected = fn.cauchy_conj_ref(v, z, w, s)
+    assert torch.allclose(fn.cauchy_conj(v, z, w, s), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_chunking_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    v, w, z = crandn(4, 5), crandn(4, 5), crandn(4, 37)
+    whole = fn.cauchy_conj(v, z, w)
+    whole_v = fn.vandermonde_conj(v, 0.1 * w, 37)
+    monkeypatch.setattr(fn, "MAX_CHUNK_ELEMENTS", 4 * 5 * 3)  # chunks of 3 positions
+    assert len(fn._chunks(37, 4 * 5)) == 13
+    assert torch.allclose(fn.cauchy_conj(v, z, w), whole, rtol=1e-13, atol=0)
+    assert torch.allclose(fn.vandermonde_conj(v, 0.1 * w, 37), whole_v, rtol=1e-12)
+
+
+def test_chunked_gradients_equal_unchunked(monkeypatch: pytest.MonkeyPatch) -> None:
+    v, w, z = (crandn(3, 4).requires_grad_() for _ in range(3))
+    grads = []
+    for limit in (fn.MAX_CHUNK_ELEMENTS, 3 * 4):
+        monkeypatch.setattr(fn, "MAX_CHUNK_ELEMENTS", limit)
+        out = fn.cauchy_conj(v, z, w)
+        grads.append(torch.autograd.grad(out.abs().square().sum(), (v, w, z)))
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(M=st.integers(1, 5), L=st.integers(1, 30), offset=st.integers(0, 2))
+def test_vandermonde_equals_explicit_powers(M: int, L: int, offset: int) -> None:
+    v = crandn(2, M)
+    x = torch.exp(crandn(2, M) * 0.2)
+    expected = fn.vandermonde_conj_ref(v, x, L, offset)
+    assert torch.allclose(fn.vandermonde_conj(v, torch.log(x), L, offset), expected, atol=1e-10)
+
+
+@settings(max_examples=20, deadline=None)
+@given(L=st.integers(1, 33), seed=st.integers(0, 99))
+def test_fft_convolution_equals_the_causal_sum(L: int, seed: int) -> None:
+    torch.manual_seed(seed)
+    u = torch.randn(2, 3, L, dtype=torch.float64)
+    k = torch.randn(3, L, dtype=torch.float64)
+    assert torch.allclose(fn.fft_conv(u, k), fn.conv_ref(u, k), atol=1e-10)
+
+
+def test_bidirectional_convolution_adds_the_flipped_future() -> None:
+    L = 9
+    u = torch.randn(2, 3, L, dtype=torch.float64)
+    k = torch.randn(2, 3, L, dtype=torch.float64)
+    expected = fn.conv_ref(u, k[0])
+    for t in range(L):
+        for j in range(t + 1, L):
+            expected[..., t] += k[1, :, j - t - 1] * u[..., j]
+    assert torch.allclose(fn.fft_conv(u, k, bidirectional=True), expected, atol=1e-10)
+
+
+def dplr_system(
+    measure: str, N: int, H: int, rank: int, channels: int = 1
+) -> tuple[torch.Tensor, ...]:
+    s = nplr(measure, N, rank)  # type: ignore[arg-type]
+    Lambda = torch.complex(s.Lambda.real.clamp(max=-1e-3), s.Lambda.imag).expand(H, -1)
+    P = s.P[:, None].expand(-1, H, -1) + 0.1 * crandn(rank, H, N // 2)
+    B = s.B.expand(H, -1) + 0.1 * crandn(H, N // 2)
+    C = crandn(channels, H, N // 2)
+    dt = torch.exp(torch.empty(H, dtype=torch.float64).uniform_(-6, -1))
+    return Lambda, P, B, C, dt
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+@pytest.mark.parametrize("extra_rank", [0, 1])
+@pytest.mark.parametrize("L", [1, 2, 31, 64])
+def test_dplr_kernel_equals_brute_force_matrix_powers(
+    measure: str, extra_rank: int, L: int
+) -> None:
+    N, H = 8, 3
+    Lambda, P, B, C, dt = dplr_system(measure, N, H, MEASURE_RANK[measure] + extra_rank, 2)
+    A, Bf = fn.dplr_dense(Lambda, P, B)
+    Abar, Bbar = fn.bilinear(A, Bf, dt)
+    Cf = fn.conj_full(C)
+    C_tilde = Cf - torch.einsum("chn,hnm->chm", Cf, torch.linalg.matrix_power(Abar, L))
+    state = crandn(4, H, N // 2)
+    k, k_state = fn.dplr_kernel(Lambda, P, B, C_tilde[..., : N // 2], dt, L, state)
+    assert (k - fn.ssm_kernel_ref(Abar, Bbar, Cf, L)).abs().max().item() <= 1e-10
+    # What the initial state adds: C A_bar^(l + 1) x.
+    assert k_state is not None
+    x = torch.einsum("hnm,bhm->bhn", Abar, fn.conj_full(state))
+    for l in range(L):  # noqa: E741
+        expected = torch.einsum("chn,bhn->bch", Cf, x).real
+        assert (k_state[..., l] - expected).abs().max().item() <= 1e-9
+        x = torch.einsum("hnm,bhm->bhn", Abar, x)
+
+
+@pytest.mark.parametrize("init", ["diag-inv", "diag-lin", "diag-legs"])
+@pytest.mark.parametrize("method", ["zoh", "bilinear"])
+def test_diagonal_discretisations_equal_their_dense_definitions(init: str, method: str) -> None:
+    from ssm_kernels.kernels import DiagKernel
+
+    kernel = DiagKernel(3, d_state=8, init=init, discretization=method).double()  # type: ignore[arg-type]
+    L = 40
+    _log_Abar, _Bbar, C = kernel.discrete()
+    Lambda = torch.complex(-torch.exp(kernel.A_log_decay), kernel.A_imag).expand(3, -1)
+    B = torch.view_as_complex(kernel.B).expand(3, -1)
+    dt = torch.exp(kernel.log_dt)
+    discretise = fn.zoh if method == "zoh" else fn.bilinear
+    Ad, Bd = discretise(torch.diag_embed(fn.conj_full(Lambda)), fn.conj_full(B), dt)
+    expected = fn.ssm_kernel_ref(Ad, Bd, fn.conj_full(C), L)
+    k, _ = kernel(L)
+    assert (k - expected).abs().max().item() <= 1e-10
+
+
+def test_diagonal_init_is_used() -> None:
+    from ssm_kernels.kernels import DiagKernel
+
+    kernel = DiagKernel(2, d_state=6, init="diag-lin").double()
+    Lambda, _ = diagonal_init("diag-lin", 6)
+    assert torch.allclose(-torch.exp(kernel.A_log_decay[0]), Lambda.real)
+    assert torch.allclose(kernel.A_imag[0], Lambda.imag)
+
+
+def test_krylov_final_state_equals_the_recurrence() -> None:
+    H, N, L = 2, 4, 37
+    Abar = 0.3 * crandn(H, N, N)
+    Bbar, x0 = crandn(H, N), crandn(3, H, N)
+    u = torch.randn(3, H, L, dtype=torch.float64)
+    x = x0
+    for t in range(L):
+        x = torch.einsum("hnm,bhm->bhn", Abar, x) + Bbar * u[..., t, None]
+    for block in (1, 5, 256):
+        got = fn.krylov_final_state(Abar, Bbar, u, x0, block=block)
+        assert torch.allclose(got, x, atol=1e-12)
