@@ -1,5 +1,31 @@
 """The ``sashimi-ssm-kernels`` plugin, loaded through its ``audio_run`` entry point.
 
-This release implements no hook yet, so ``audio-run plugins`` lists the distribution with empty
-lists; it will register the ``s4`` and ``s4d`` kernels (``register_kernels``).
+It registers the ``s4`` (alias ``dplr``) and ``s4d`` (alias ``diag``) kernels. Only the torch-free
+config module is imported here; the builders load when a run builds a kernel.
 """
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from audio_core import KernelSpec, hookimpl
+
+from .config import S4Config, S4DConfig
+
+
+@hookimpl
+def register_kernels() -> Iterator[KernelSpec]:
+    yield KernelSpec(
+        name="s4",
+        config_cls=S4Config,
+        target="ssm_kernels.builders:build_kernel",
+        summary="S4: HiPPO state matrix in normal-plus-low-rank form, Cauchy kernel",
+        aliases=("dplr",),
+    )
+    yield KernelSpec(
+        name="s4d",
+        config_cls=S4DConfig,
+        target="ssm_kernels.builders:build_kernel",
+        summary="S4D: diagonal state matrix, Vandermonde kernel",
+        aliases=("diag",),
+    )

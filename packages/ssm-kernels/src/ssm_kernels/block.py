@@ -1,0 +1,103 @@
+"""``S4Block``: an SSM convolution layer with skip term, GELU, dropout and a GLU output.
+
+``forward`` convolves with the kernel by FFT (training); ``step`` runs the same map one time
+step at a time (generation). Both produce the same numbers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import functional as fn
+from .kernels import SSMKernel, StepMode
+
+
+class S4Block(nn.Module):
+    """``y = GLU(Linear(dropout(GELU(k * u + D u))))`` over ``(batch, length, d_model)``.
+
+    Args:
+        d_model: ``H``, channels in and out.
+        kernel: an :class:`SSMKernel` over ``H`` channels, with 2 output channels when
+            ``bidirectional`` and 1 otherwise (``ssm_kernels.builders.build_block`` makes one).
+        bidirectional: convolve with a causal kernel and a second, flipped one over the
+            future. Such a layer has no recurrent mode.
+        dropout: dropout probability after the activation.
+        transposed: inputs and outputs are ``(batch, d_model, length)`` instead.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        kernel: SSMKernel,
+        *,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        transposed: bool = False,
+    ) -> None:
+        super().__init__()
+        want = 2 if bidirectional else 1
+        if d_model != kernel.H or kernel.channels != want:
+            raise ValueError(
+                f"kernel must have d_model={d_model} and channels={want} "
+                f"(bidirectional={bidirectional}); got d_model={kernel.H}, "
+                f"channels={kernel.channels}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout}")
+        self.d_model, self.bidirectional, self.transposed = d_model, bidirectional, transposed
+        self.kernel = kernel
+        self.D = nn.Parameter(torch.randn(d_model))
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(d_model, 2 * d_model)
+
+    def _head(self, y: Tensor) -> Tensor:  # (..., H) -> (..., H)
+        return F.glu(self.output(self.dropout(F.gelu(y))), dim=-1)
+
+    def forward(self, u: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Map ``u`` of shape ``(batch, L, H)`` (``(batch, H, L)`` if ``transposed``).
+
+        Args:
+            state: optional initial state (``default_state(batch)`` is zeros). Given one, the
+                final state comes back too, so ``forward(x2, forward(x1, s)[1])`` equals the
+                second part of ``forward(cat(x1, x2), s)``.
+
+        Returns:
+            ``(y, next_state)``; ``next_state`` is ``None`` when no state was passed.
+        """
+        if state is not None and self.bidirectional:
+            raise ValueError("a bidirectional S4Block has no state: it looks at the future")
+        x = u if self.transposed else u.transpose(-1, -2)  # (B, H, L)
+        L = x.shape[-1]
+        k, k_state = self.kernel(L, state=state)
+        y = fn.fft_conv(x, k if self.bidirectional else k[0], bidirectional=self.bidirectional)
+        y = y + self.D.unsqueeze(-1) * x
+        if k_state is not None:
+            y = y + k_state[:, 0]
+        next_state = self.kernel.forward_state(x, state) if state is not None else None
+        y = self._head(y.transpose(-1, -2))
+        return (y.transpose(-1, -2) if self.transposed else y), next_state
+
+    def _no_recurrence(self) -> None:
+        if self.bidirectional:
+            raise ValueError(
+                "a bidirectional S4Block has no recurrent mode (its output depends on the "
+                "future); build it with bidirectional=False to step it"
+            )
+
+    def setup_step(self, mode: StepMode = "dense") -> None:
+        """Prepare ``step`` (see ``SSMKernel.setup_step`` for the modes)."""
+        self._no_recurrence()
+        self.kernel.setup_step(mode)
+
+    def default_state(self, *batch_shape: int, device: torch.device | None = None) -> Tensor:
+        """The zero state for a batch of shape ``batch_shape``."""
+        self._no_recurrence()
+        return self.kernel.default_state(*batch_shape, device=device)
+
+    def step(self, u: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One time step: ``u`` of shape ``(batch, H)`` -> ``(y (batch, H), next_state)``."""
+        self._no_recurrence()
+        y, state = self.kernel.step(u, state)
+        return self._head(y[..., 0, :] + self.D * u), state

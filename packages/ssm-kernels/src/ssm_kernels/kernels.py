@@ -1,0 +1,453 @@
+"""The S4 (DPLR) and S4D (diagonal) kernels: modules that own the SSM parameters.
+
+Both share one interface (:class:`SSMKernel`):
+
+- ``forward(L, state=None, rate=1.0) -> (k, k_state)``: the ``(C, H, L)`` convolution kernel
+  and, given an initial state, what that state adds to each output;
+- ``forward_state(u, state)``: the state after running the input ``u`` from ``state``;
+- ``setup_step(mode)``, ``default_state(*batch)``, ``step(u, state) -> (y, next_state)``: the
+  recurrent mode, exactly equivalent to the convolution.
+
+The state a kernel hands out and accepts is always in the layout of its current step mode
+(``default_state`` gives it), so ``forward`` with a state and ``step`` can be interleaved.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor, nn
+
+from audio_core.optim import OptimHint
+
+from . import functional as fn
+from .config import DiagInit, Discretization, Measure
+from .hippo import diagonal_init, nplr
+
+StepMode = Literal["dense", "diagonal", "linear"]
+STEP_MODES: tuple[StepMode, ...] = get_args(StepMode)
+
+#: Real parts of ``Lambda`` start at most this far below zero (``legt`` and ``fout`` have
+#: purely imaginary eigenvalues; the exponential parametrisation needs a negative value).
+MIN_DECAY = 1e-4
+
+
+def _complex_param(x: Tensor) -> nn.Parameter:
+    return nn.Parameter(torch.view_as_real(x.to(torch.complex64)).clone())
+
+
+def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
+
+
+class SSMKernel(nn.Module):
+    """What S4 and S4D kernels share: the step sizes, shapes and the recurrent-mode plumbing.
+
+    Args:
+        d_model: ``H``, the number of channels (one learnable step size each).
+        d_state: ``N``, the state size of each SSM (even; ``N / 2`` complex modes are kept).
+        channels: ``C``, output channels of the kernel (2 for a bidirectional layer).
+        n_ssm: how many distinct ``(A, B)`` pairs the ``H`` channels share (divides ``H``).
+        dt_min, dt_max: range of the log-uniform initialisation of the step sizes.
+        lr: learning-rate cap of ``A``, ``B`` and ``dt`` (see :meth:`optim_hints`).
+    """
+
+    step_mode: StepMode | None
+
+    def __init__(
+        self,
+        d_model: int,
+        *,
+        d_state: int = 64,
+        channels: int = 1,
+        n_ssm: int = 1,
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        lr: float = 0.001,
+    ) -> None:
+        super().__init__()
+        if d_state < 2 or d_state % 2:
+            raise ValueError(f"d_state must be an even integer >= 2; got {d_state}")
+        if n_ssm < 1 or d_model % n_ssm:
+            raise ValueError(f"n_ssm must divide d_model={d_model}; got n_ssm={n_ssm}")
+        if channels < 1:
+            raise ValueError(f"channels must be >= 1; got {channels}")
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"need 0 < dt_min <= dt_max; got dt_min={dt_min}, dt_max={dt_max}")
+        self.H, self.N, self.M = d_model, d_state, d_state // 2
+        self.channels, self.n_ssm, self.lr = channels, n_ssm, lr
+        log_dt = torch.rand(d_model) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        self.log_dt = nn.Parameter(log_dt)
+        C = torch.randn(channels, d_model, self.M, dtype=torch.complex64)
+        self.C = _complex_param(C)
+        self.step_mode = None
+        self._step: dict[str, Tensor] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _expand(self, x: Tensor, dim: int) -> Tensor:
+        """Tile an ``n_ssm`` axis to ``H``: channel ``h`` uses SSM ``h % n_ssm``."""
+        index = torch.arange(self.H, device=x.device) % self.n_ssm
+        return x.index_select(dim, index)
+
+    @property
+    def real_dtype(self) -> torch.dtype:
+        return self.log_dt.dtype
+
+    @property
+    def complex_dtype(self) -> torch.dtype:
+        return _complex_dtype(self.real_dtype)
+
+    def ssm_parameter_names(self) -> tuple[str, ...]:
+        """Local names of the parameters that define ``A``, ``B`` and ``dt``."""
+        raise NotImplementedError
+
+    def optim_hints(self) -> dict[str, OptimHint]:
+        """Per-parameter optimizer hints: ``A``, ``B`` and ``dt`` train with a learning rate
+        of at most ``lr`` and no weight decay (the S4 recipe); ``C`` uses the defaults.
+        ``audio_core.optim.param_groups`` turns these into optimizer groups."""
+        hint = OptimHint(lr_max=self.lr, weight_decay=0.0)
+        return {name: hint for name in self.ssm_parameter_names()}
+
+    def _require_step(self) -> StepMode:
+        if self.step_mode is None:
+            raise RuntimeError("call setup_step() before step(); it prepares the recurrence")
+        return self.step_mode
+
+    def _to_canonical(self, state: Tensor) -> Tensor:
+        return state
+
+    def _from_canonical(self, state: Tensor) -> Tensor:
+        return state
+
+    def default_state(self, *batch_shape: int, device: torch.device | None = None) -> Tensor:
+        """Zeros of shape ``(*batch_shape, H, M)`` (``(*batch_shape, H, N)`` in the
+        ``diagonal`` step mode of S4), complex."""
+        diagonal = self.step_mode == "diagonal"
+        size = self.N if diagonal else self.M
+        dtype = torch.complex128 if diagonal else self.complex_dtype
+        device = device if device is not None else self.log_dt.device
+        return torch.zeros(*batch_shape, self.H, size, dtype=dtype, device=device)
+
+    # -- interface implemented by subclasses -----------------------------------------------
+    def forward(
+        self, L: int, state: Tensor | None = None, rate: float = 1.0
+    ) -> tuple[Tensor, Tensor | None]:
+        raise NotImplementedError
+
+    def forward_state(self, u: Tensor, state: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def setup_step(self, mode: StepMode = "dense") -> None:
+        raise NotImplementedError
+
+    def step(self, u: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+
+class DPLRKernel(SSMKernel):
+    """S4's kernel: ``A = diag(Lambda) - P P^*`` from a HiPPO measure, bilinear discretisation.
+
+    The learnt output vector is ``C_tilde = C (I - A_bar^l_max)``, as in S4: the kernel of
+    length ``l_max`` then needs no matrix power. Lengths up to ``l_max`` truncate it; other
+    lengths or ``rate != 1`` recover ``C`` by one dense solve (slower, exact).
+
+    Args:
+        init: HiPPO measure, ``legs``, ``legt`` or ``fout``.
+        rank: rank of ``P`` (at least the measure's own: 1, 2, 1).
+        l_max: the sequence length the kernel is trained at.
+        Others: see :class:`SSMKernel`.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        *,
+        l_max: int,
+        d_state: int = 64,
+        init: Measure = "legs",
+        rank: int = 1,
+        channels: int = 1,
+        n_ssm: int = 1,
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        lr: float = 0.001,
+    ) -> None:
+        super().__init__(
+            d_model,
+            d_state=d_state,
+            channels=channels,
+            n_ssm=n_ssm,
+            dt_min=dt_min,
+            dt_max=dt_max,
+            lr=lr,
+        )
+        if l_max < 1:
+            raise ValueError(f"l_max must be >= 1; got {l_max}")
+        self.l_max = l_max
+        system = nplr(init, d_state, rank)
+        self.rank = system.P.shape[0]
+        decay = (-system.Lambda.real).clamp(min=MIN_DECAY)
+        self.Lambda_log_decay = nn.Parameter(torch.log(decay).float().expand(n_ssm, -1).clone())
+        self.Lambda_imag = nn.Parameter(system.Lambda.imag.float().expand(n_ssm, -1).clone())
+        self.P = _complex_param(system.P[:, None].expand(-1, n_ssm, -1))
+        self.B = _complex_param(system.B.expand(n_ssm, -1))
+
+    def ssm_parameter_names(self) -> tuple[str, ...]:
+        return ("Lambda_log_decay", "Lambda_imag", "P", "B", "log_dt")
+
+    def ssm(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(Lambda (H, M), P (r, H, M), B (H, M), C_tilde (C, H, M))`` as complex tensors."""
+        Lambda = torch.complex(-torch.exp(self.Lambda_log_decay), self.Lambda_imag)
+        return (
+            self._expand(Lambda, 0),
+            self._expand(torch.view_as_complex(self.P), 1),
+            self._expand(torch.view_as_complex(self.B), 0),
+            torch.view_as_complex(self.C),
+        )
+
+    def _dense(self, dt: Tensor) -> tuple[Tensor, Tensor]:
+        Lambda, P, B, _ = self.ssm()
+        A, Bf = fn.dplr_dense(Lambda, P, B)
+        return fn.bilinear(A, Bf, dt)
+
+    def output_matrix(self) -> Tensor:
+        """The true ``C = C_tilde (I - A_bar^l_max)^-1`` over all ``N`` modes: ``(C, H, N)``."""
+        Abar, _ = self._dense(torch.exp(self.log_dt))
+        eye = torch.eye(self.N, dtype=Abar.dtype, device=Abar.device)
+        lhs = (eye - torch.linalg.matrix_power(Abar, self.l_max)).mT  # solve C X = C_tilde
+        Ct = fn.conj_full(torch.view_as_complex(self.C))
+        C: Tensor = torch.linalg.solve(lhs.unsqueeze(0), Ct.unsqueeze(-1)).squeeze(-1)
+        return C
+
+    def forward(
+        self, L: int, state: Tensor | None = None, rate: float = 1.0
+    ) -> tuple[Tensor, Tensor | None]:
+        """Kernel ``(C, H, L)`` and, given an initial state, ``k_state (batch, C, H, L)``."""
+        Lambda, P, B, C_tilde = self.ssm()
+        dt = torch.exp(self.log_dt) * rate
+        if state is not None:
+            state = self._to_canonical(state)
+        if rate == 1.0 and self.l_max >= L:
+            k, k_state = fn.dplr_kernel(Lambda, P, B, C_tilde, dt, self.l_max, state)
+            return k[..., :L], (k_state[..., :L] if k_state is not None else None)
+        C = self.output_matrix()
+        Abar, _ = self._dense(dt)
+        C_tilde = C - torch.einsum("chn,hnm->chm", C, torch.linalg.matrix_power(Abar, L))
+        return fn.dplr_kernel(Lambda, P, B, C_tilde[..., : self.M], dt, L, state)
+
+    def forward_state(self, u: Tensor, state: Tensor) -> Tensor:
+        """The state after ``u (batch, H, L)`` starting from ``state``."""
+        Abar, Bbar = self._dense(torch.exp(self.log_dt))
+        x = fn.krylov_final_state(Abar, Bbar, u, fn.conj_full(self._to_canonical(state)))
+        return self._from_canonical(x[..., : self.M])
+
+    @torch.no_grad()
+    def setup_step(self, mode: StepMode = "dense") -> None:
+        """Prepare ``step``: ``dense`` (the ``N x N`` discretised transition), ``diagonal``
+        (its eigendecomposition; state in the eigenbasis, ``N`` modes) or ``linear`` (the
+        DPLR structure, ``O(N r)`` per step). Computed in float64, stored in the module's
+        dtype. Call it again after the parameters change."""
+        if mode not in STEP_MODES:
+            raise ValueError(f"mode must be one of {', '.join(STEP_MODES)}; got {mode!r}")
+        double = self if self.real_dtype == torch.float64 else copy.deepcopy(self).double()
+        tables = _dplr_step_tables(double, mode)
+        if mode != "diagonal":
+            cdtype = self.complex_dtype
+            tables = {
+                k: v.to(cdtype if v.is_complex() else self.real_dtype) for k, v in tables.items()
+            }
+        # The eigenbasis of a HiPPO matrix is ill-conditioned: its output is a sum of large
+        # terms that cancel, which single precision cannot resolve (LegS, N = 8: 4e-3 relative
+        # error in float32). The diagonal recurrence therefore always runs in complex128.
+        self._step = tables
+        self.step_mode = mode
+
+    def _to_canonical(self, state: Tensor) -> Tensor:
+        if self.step_mode != "diagonal":
+            return state
+        x = torch.einsum("hnm,...hm->...hn", self._step["V"], state)[..., : self.M]
+        return x.to(self.complex_dtype)
+
+    def _from_canonical(self, state: Tensor) -> Tensor:
+        if self.step_mode != "diagonal":
+            return state
+        x = fn.conj_full(state).to(torch.complex128)
+        return torch.einsum("hnm,...hm->...hn", self._step["V_inv"], x)
+
+    def step(self, u: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One step: ``u (batch, H)`` real -> ``y (batch, C, H)`` and the next state."""
+        mode = self._require_step()
+        t = self._step
+        uc = u.to(state.dtype).unsqueeze(-1)
+        if mode == "dense":
+            x = (
+                torch.einsum("hnm,...hm->...hn", t["A_hh"], state)
+                + torch.einsum("hnm,...hm->...hn", t["A_hc"], state.conj())
+                + t["B"] * uc
+            )
+            y = 2 * torch.einsum("chn,...hn->...ch", t["C"], x).real
+        elif mode == "linear":
+            Lambda, P, dt = t["Lambda"], t["P"], t["dt"].unsqueeze(-1)
+            Px = 2 * torch.einsum("rhm,...hm->...rh", P.conj(), state).real
+            w = (
+                state
+                + dt
+                / 2
+                * (Lambda * state - torch.einsum("rhm,...rh->...hm", P, Px.to(state.dtype)))
+                + dt * t["B"] * uc
+            )
+            Dw = t["D"] * w
+            PDw = 2 * torch.einsum("rhm,...hm->...rh", P.conj(), Dw).real
+            corr = torch.einsum("hrs,...sh->...rh", t["inner_inv"], PDw)
+            x = 2 / dt * (Dw - t["D"] * torch.einsum("rhm,...rh->...hm", P, corr.to(state.dtype)))
+            y = 2 * torch.einsum("chn,...hn->...ch", t["C"], x).real
+        else:
+            x = t["mu"] * state + t["B"] * uc
+            y = torch.einsum("chn,...hn->...ch", t["C"], x).real
+        return y.to(u.dtype), x
+
+
+def _dplr_step_tables(kernel: DPLRKernel, mode: StepMode) -> dict[str, Tensor]:
+    dt = torch.exp(kernel.log_dt)
+    Lambda, P, B, _ = kernel.ssm()
+    A, Bf = fn.dplr_dense(Lambda, P, B)
+    Abar, Bbar = fn.bilinear(A, Bf, dt)
+    C = kernel.output_matrix()
+    M = kernel.M
+    if mode == "dense":
+        return {
+            "A_hh": Abar[:, :M, :M],
+            "A_hc": Abar[:, :M, M:],
+            "B": Bbar[:, :M],
+            "C": C[..., :M],
+        }
+    if mode == "linear":
+        D = 1 / (2 / dt.unsqueeze(-1) - Lambda)  # (H, M)
+        inner = 2 * torch.einsum("rhm,hm,shm->hrs", P.conj(), D, P).real
+        eye = torch.eye(P.shape[0], dtype=inner.dtype)
+        return {
+            "Lambda": Lambda,
+            "P": P,
+            "B": B,
+            "dt": dt,
+            "D": D,
+            "inner_inv": torch.linalg.inv(eye + inner),
+            "C": C[..., :M],
+        }
+    mu, V = torch.linalg.eig(Abar)
+    V_inv = torch.linalg.inv(V)
+    return {
+        "mu": mu,
+        "B": torch.einsum("hnm,hm->hn", V_inv, Bbar),
+        "C": torch.einsum("chn,hnm->chm", C, V),
+        "V": V,
+        "V_inv": V_inv,
+    }
+
+
+class DiagKernel(SSMKernel):
+    """S4D's kernel: diagonal ``A``, ZOH or bilinear discretisation, Vandermonde product.
+
+    ``K_l = 2 Re sum_m C_m B_bar_m A_bar_m^l``; the real part of ``A`` is ``-exp(.)``, so the
+    recurrence decays whatever the training does.
+
+    Args:
+        init: ``diag-inv``, ``diag-lin`` or ``diag-legs`` (see :func:`hippo.diagonal_init`).
+        discretization: ``zoh`` or ``bilinear``.
+        Others: see :class:`SSMKernel`.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        *,
+        d_state: int = 64,
+        init: DiagInit = "diag-inv",
+        discretization: Discretization = "zoh",
+        channels: int = 1,
+        n_ssm: int = 1,
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        lr: float = 0.001,
+    ) -> None:
+        super().__init__(
+            d_model,
+            d_state=d_state,
+            channels=channels,
+            n_ssm=n_ssm,
+            dt_min=dt_min,
+            dt_max=dt_max,
+            lr=lr,
+        )
+        if discretization not in get_args(Discretization):
+            raise ValueError(f"discretization must be zoh or bilinear; got {discretization!r}")
+        self.discretization = discretization
+        Lambda, B = diagonal_init(init, d_state)
+        decay = (-Lambda.real).clamp(min=MIN_DECAY)
+        self.A_log_decay = nn.Parameter(torch.log(decay).float().expand(n_ssm, -1).clone())
+        self.A_imag = nn.Parameter(Lambda.imag.float().expand(n_ssm, -1).clone())
+        self.B = _complex_param(B.expand(n_ssm, -1))
+
+    def ssm_parameter_names(self) -> tuple[str, ...]:
+        return ("A_log_decay", "A_imag", "B", "log_dt")
+
+    def discrete(self, rate: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+        """``(log A_bar, B_bar, C)``, each ``(H, M)`` / ``(C, H, M)`` complex."""
+        A = self._expand(torch.complex(-torch.exp(self.A_log_decay), self.A_imag), 0)
+        B = self._expand(torch.view_as_complex(self.B), 0)
+        dt = (torch.exp(self.log_dt) * rate).unsqueeze(-1)
+        dtA = dt * A
+        if self.discretization == "zoh":
+            log_Abar = dtA
+            Bbar = torch.expm1(dtA) / A * B
+        else:
+            log_Abar = torch.log((1 + dtA / 2) / (1 - dtA / 2))
+            Bbar = dt / (1 - dtA / 2) * B
+        return log_Abar, Bbar, torch.view_as_complex(self.C)
+
+    def forward(
+        self, L: int, state: Tensor | None = None, rate: float = 1.0
+    ) -> tuple[Tensor, Tensor | None]:
+        """Kernel ``(C, H, L)`` and, given an initial state, ``k_state (batch, C, H, L)``."""
+        log_Abar, Bbar, C = self.discrete(rate)
+        k = fn.vandermonde_conj(C * Bbar, log_Abar, L)
+        if state is None:
+            return k, None
+        v = C * state.unsqueeze(-3)  # (batch, C, H, M)
+        return k, fn.vandermonde_conj(v, log_Abar, L, offset=1)
+
+    def forward_state(self, u: Tensor, state: Tensor) -> Tensor:
+        """The state after ``u (batch, H, L)`` starting from ``state``."""
+        log_Abar, Bbar, _ = self.discrete()
+        L = u.shape[-1]
+        x = state * torch.exp(L * log_Abar)
+        per_position = u.shape[0] * self.H * self.M
+        for start, stop in fn._chunks(L, per_position):
+            powers = torch.arange(L - 1 - start, L - 1 - stop, -1, device=u.device)
+            decay = torch.exp(log_Abar.unsqueeze(-1) * powers.to(u.dtype))  # (H, M, l)
+            x = x + Bbar * torch.einsum("bhl,hml->bhm", u[..., start:stop].to(x.dtype), decay)
+        return x
+
+    @torch.no_grad()
+    def setup_step(self, mode: StepMode = "diagonal") -> None:
+        """Prepare ``step``. S4D's recurrence is diagonal whatever ``mode`` names; every mode
+        is accepted so that code can set a whole model's mode at once."""
+        if mode not in STEP_MODES:
+            raise ValueError(f"mode must be one of {', '.join(STEP_MODES)}; got {mode!r}")
+        log_Abar, Bbar, C = self.discrete()
+        self._step = {"A": torch.exp(log_Abar), "B": Bbar, "C": C}
+        self.step_mode = mode
+
+    def default_state(self, *batch_shape: int, device: torch.device | None = None) -> Tensor:
+        device = device if device is not None else self.log_dt.device
+        return torch.zeros(*batch_shape, self.H, self.M, dtype=self.complex_dtype, device=device)
+
+    def step(self, u: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One step: ``u (batch, H)`` real -> ``y (batch, C, H)`` and the next state."""
+        self._require_step()
+        t = self._step
+        x = t["A"] * state + t["B"] * u.to(state.dtype).unsqueeze(-1)
+        return 2 * torch.einsum("chn,...hn->...ch", t["C"], x).real, x
