@@ -122,6 +122,20 @@ def test_transposed_layout_is_the_same_map() -> None:
     assert torch.allclose(flipped(u.transpose(1, 2))[0].transpose(1, 2), block(u)[0])
 
 
+def test_without_glu_the_output_is_a_plain_projection() -> None:
+    import torch.nn.functional as F
+
+    block = build_block(S4DConfig(d_state=4), d_model=4, l_max=16, glu=False).double()
+    assert block.output.weight.shape == (4, 4)
+    u = torch.randn(1, 16, 4, dtype=torch.float64)
+    k, _ = block.kernel(16)
+    from ssm_kernels.functional import fft_conv
+
+    x = u.transpose(1, 2)
+    inner = (fft_conv(x, k[0]) + block.D.unsqueeze(-1) * x).transpose(1, 2)
+    assert torch.allclose(block(u)[0], block.output(F.gelu(inner)))
+
+
 def test_batch_elements_are_independent() -> None:
     block = build_block(S4Config(d_state=4), d_model=4, l_max=32).double()
     u = torch.randn(3, 32, 4, dtype=torch.float64)

@@ -17,6 +17,8 @@ from .kernels import SSMKernel, StepMode
 class S4Block(nn.Module):
     """``y = GLU(Linear(dropout(GELU(k * u + D u))))`` over ``(batch, length, d_model)``.
 
+    With ``glu=False`` the output projection is a plain ``d_model -> d_model`` linear.
+
     Args:
         d_model: ``H``, channels in and out.
         kernel: an :class:`SSMKernel` over ``H`` channels, with 2 output channels when
@@ -25,6 +27,7 @@ class S4Block(nn.Module):
             future. Such a layer has no recurrent mode.
         dropout: dropout probability after the activation.
         transposed: inputs and outputs are ``(batch, d_model, length)`` instead.
+        glu: project to ``2 d_model`` and gate with a GLU (default) or project linearly.
     """
 
     def __init__(
@@ -35,6 +38,7 @@ class S4Block(nn.Module):
         bidirectional: bool = False,
         dropout: float = 0.0,
         transposed: bool = False,
+        glu: bool = True,
     ) -> None:
         super().__init__()
         want = 2 if bidirectional else 1
@@ -50,10 +54,12 @@ class S4Block(nn.Module):
         self.kernel = kernel
         self.D = nn.Parameter(torch.randn(d_model))
         self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(d_model, 2 * d_model)
+        self.glu = glu
+        self.output = nn.Linear(d_model, 2 * d_model if glu else d_model)
 
     def _head(self, y: Tensor) -> Tensor:  # (..., H) -> (..., H)
-        return F.glu(self.output(self.dropout(F.gelu(y))), dim=-1)
+        y = self.output(self.dropout(F.gelu(y)))
+        return F.glu(y, dim=-1) if self.glu else y
 
     def forward(self, u: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Map ``u`` of shape ``(batch, L, H)`` (``(batch, H, L)`` if ``transposed``).

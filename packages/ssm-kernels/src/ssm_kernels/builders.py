@@ -49,9 +49,15 @@ def build_block(
     bidirectional: bool = False,
     dropout: float = 0.0,
     transposed: bool = False,
+    glu: bool = True,
 ) -> S4Block:
     """An :class:`S4Block` whose kernel ``config`` describes."""
     kernel = build_kernel(config, d_model=d_model, l_max=l_max, channels=2 if bidirectional else 1)
     return S4Block(
-        d_model, kernel, bidirectional=bidirectional, dropout=dropout, transposed=transposed
+        d_model,
+        kernel,
+        bidirectional=bidirectional,
+        dropout=dropout,
+        transposed=transposed,
+        glu=glu,
     )
