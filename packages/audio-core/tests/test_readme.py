@@ -24,3 +24,13 @@ def test_the_readme_has_runnable_examples() -> None:
 def test_readme_example_runs(block: str, capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(block, "README.md", "exec"), {"__name__": "readme_example"})
     assert capsys.readouterr().out.strip()
+
+
+def test_documented_output_reads_print_comments() -> None:
+    from audio_core.testing import documented_output, readme_python_blocks
+
+    block = (
+        "x = 1\nprint(x)  # 1\nfor i in range(2):\n    print(i)\n# 0\n# 1\ny = 2  # not output\n"
+    )
+    assert documented_output(block) == ["1", "0", "1"]
+    assert readme_python_blocks("a\n```python\nprint(1)\n```\n```bash\nls\n```\n") == ["print(1)\n"]

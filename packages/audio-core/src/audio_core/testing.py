@@ -136,6 +136,39 @@ def check_spec(spec: Spec) -> None:
     check_config_roundtrip(spec.config_cls())
 
 
+_PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", flags=re.DOTALL)
+
+
+def readme_python_blocks(text: str) -> list[str]:
+    """The fenced ``python`` code blocks of a README, in order."""
+    return _PYTHON_BLOCK.findall(text)
+
+
+def documented_output(block: str) -> list[str]:
+    """What a README example says it prints, line by line.
+
+    A ``print(...)  # text`` line documents ``text``; ``# text`` lines right after a
+    ``print`` line (or after such a comment) document the following lines of output.
+    """
+    expected: list[str] = []
+    after_print = False
+    for line in block.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("print(") and not line.startswith(" "):
+            after_print = True
+            if "  # " in stripped:
+                expected.append(stripped.split("  # ", 1)[1])
+        elif stripped.startswith("print("):
+            after_print = True
+        elif stripped.startswith("# ") and after_print and not line.startswith(" "):
+            expected.append(stripped[2:])
+        else:
+            after_print = False
+    return expected
+
+
 _IMPORT_PROBE = """
 import json, sys
 from audio_core.cli import main
