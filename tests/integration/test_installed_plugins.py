@@ -77,7 +77,8 @@ def test_disabling_the_example_hides_it(audio_run: Run) -> None:
     assert {p["name"] for p in report["plugins"]} == set(OURS)
     assert report["disabled"] == [EXAMPLE]
     result = audio_run("list", "backbones", env=env)
-    assert result.stdout == "backbones:\n  (none installed)\n"
+    assert "example-causal-conv" not in result.stdout
+    assert "sashimi-audio-models==" in result.stdout  # the other plugins still provide theirs
 
 
 def test_no_plugins_leaves_only_the_builtin(audio_run: Run) -> None:
@@ -163,3 +164,22 @@ def test_the_pinned_torch_pair_is_what_got_installed() -> None:
     )
     for name in ("torch", "torchaudio"):
         assert version(name).split("+")[0] == pins[name]
+
+
+def test_a_sashimi_run_is_configured_from_the_command_line(audio_run: Run) -> None:
+    result = audio_run(
+        "config",
+        "--model",
+        "sashimi",
+        "--dataset",
+        "example-tones",
+        "model.kernel=s4d",
+        "model.init=diag-lin",
+        "model.pool=[2, 2]",
+    )
+    assert result.returncode == 0, result.stderr
+    assert 'kernel = "s4d"' in result.stdout
+    assert "pool = [\n    2,\n    2,\n]" in result.stdout
+    bad = audio_run("config", "--model", "sashimi", "--dataset", "example-tones", "model.init=legt")
+    assert bad.returncode == 2
+    assert "init 'legt' needs rank >= 2" in bad.stderr

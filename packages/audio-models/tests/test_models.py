@@ -1,0 +1,226 @@
+"""The three autoregressive models: recurrent == teacher-forced, causality, likelihoods.
+
+One contract suite over every model, tiny sizes, no per-class branches in the assertions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from audio_models.builders import build_samplernn, build_sashimi, build_wavenet
+from audio_models.config import SampleRNNConfig, SaShiMiModelConfig, WaveNetConfig
+from audio_models.lm import AutoregressiveModel, BackboneLM, sample_logits
+
+BITS = 4
+TINY: dict[str, Callable[[], AutoregressiveModel]] = {
+    "sashimi-s4": lambda: build_sashimi(
+        SaShiMiModelConfig(
+            d_model=8, n_layers=1, pool=(2, 3), d_state=4, l_max=40, bits=BITS, dropout=0.1
+        )
+    ),
+    "sashimi-s4d-unet": lambda: build_sashimi(
+        SaShiMiModelConfig(
+            d_model=8,
+            n_layers=1,
+            pool=(2, 2),
+            kernel="s4d",
+            d_state=4,
+            unet=True,
+            l_max=40,
+            bits=BITS,
+            glu=False,
+        )
+    ),
+    "sashimi-flat": lambda: build_sashimi(
+        SaShiMiModelConfig(d_model=8, n_layers=2, pool=(), d_state=4, l_max=40, bits=BITS)
+    ),
+    "wavenet": lambda: build_wavenet(
+        WaveNetConfig(
+            residual_channels=8,
+            dilation_channels=6,
+            skip_channels=8,
+            dilation_depth=3,
+            dilation_cycles=2,
+            kernel_size=3,
+            bits=BITS,
+        )
+    ),
+    "samplernn-gru": lambda: build_samplernn(
+        SampleRNNConfig(frame_sizes=(8, 2), dim=8, n_rnn=2, embedding=4, bits=BITS)
+    ),
+    "samplernn-lstm-2tier": lambda: build_samplernn(
+        SampleRNNConfig(frame_sizes=(4,), dim=8, n_rnn=1, cell="lstm", embedding=4, bits=BITS)
+    ),
+}
+NAMES = list(TINY)
+
+
+def tokens(batch: int, length: int) -> torch.Tensor:
+    return torch.randint(0, 2**BITS, (batch, length))
+
+
+def stepped_logits(model: AutoregressiveModel, x: torch.Tensor, mode: str) -> torch.Tensor:
+    model.setup_rnn(mode)
+    state = model.default_state(x.shape[0])
+    prev = torch.full((x.shape[0],), model.start_token, dtype=torch.long)
+    out = []
+    for t in range(x.shape[1]):
+        logits, state = model.step(prev, state)
+        out.append(logits)
+        prev = x[:, t]
+    return torch.stack(out, dim=1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("length", [24, 37])  # 37: not a multiple of any pooling product
+def test_stepping_reproduces_teacher_forcing_in_float64(name: str, length: int) -> None:
+    model = TINY[name]().double().eval()
+    x = tokens(2, length)
+    with torch.no_grad():
+        expected = model.logits(x)
+        for mode in ("linear", "dense") if name.startswith("sashimi") else ("linear",):
+            got = stepped_logits(model, x, mode)
+            assert (got - expected).abs().max().item() <= 1e-8, mode
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_stepping_reproduces_teacher_forcing_in_float32(name: str) -> None:
+    model = TINY[name]().eval()
+    x = tokens(2, 37)
+    with torch.no_grad():
+        expected = model.logits(x)
+        got = stepped_logits(model, x, "linear")
+    rms = expected.square().mean().sqrt()
+    assert ((got - expected).abs().max() / rms).item() <= 1e-4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_outputs_never_depend_on_later_samples(name: str) -> None:
+    """Logits at t are unchanged by any change to samples t, t + 1, ... (they predict x_t)."""
+    model = TINY[name]().double().eval()
+    x = tokens(1, 40)
+    with torch.no_grad():
+        base = model.logits(x)
+        for t in (0, 5, 16, 33):
+            changed = x.clone()
+            changed[:, t:] = (
+                changed[:, t:] + 1 + torch.randint(0, 5, changed[:, t:].shape)
+            ) % 2**BITS
+            other = model.logits(changed)
+            past = (other[:, : t + 1] - base[:, : t + 1]).abs().max().item()
+            # SaShiMi convolves by FFT, whose rounding spreads ~1e-17 everywhere.
+            assert past <= 1e-12, (t, past)
+            if t + 1 < 40:
+                assert (other[:, t + 1 :] - base[:, t + 1 :]).abs().max().item() > 1e-6
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if not n.startswith("sashimi")])
+def test_gradient_to_later_inputs_is_exactly_zero_without_fft(name: str) -> None:
+    model = TINY[name]().double().eval()
+    if isinstance(model, BackboneLM):
+        emb = model.embedding(model.shift_right(tokens(1, 30))).detach().requires_grad_()
+        out = model.head(model.backbone(emb))
+        (grad,) = torch.autograd.grad(out[0, 12].sum(), emb)
+        assert torch.all(grad[0, 13:] == 0)
+        assert grad[0, :13].abs().max() > 0
+    else:  # SampleRNN: its frame tiers read real values; perturb through the embedding table
+        x = tokens(1, 32)
+        emb = model.embedding.weight
+        out = model.logits(x)
+        (grad,) = torch.autograd.grad(out[0, 12].sum(), emb)
+        later_only = set(x[0, 12:].tolist()) - set(x[0, :12].tolist())
+        for token in later_only:
+            assert torch.all(grad[token] == 0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("with_prefix", [False, True])
+def test_generated_log_likelihood_equals_teacher_forced(name: str, with_prefix: bool) -> None:
+    model = TINY[name]().double()
+    prefix = tokens(3, 7) if with_prefix else None
+    gen = model.generate(
+        3,
+        30,
+        prefix=prefix,
+        temperature=0.8,
+        top_p=0.9,
+        batch=2,
+        generator=torch.Generator().manual_seed(1),
+    )
+    assert gen.samples.shape == (3, 30)
+    assert gen.prefix_len == (7 if with_prefix else 0)
+    if prefix is not None:
+        assert torch.equal(gen.samples[:, :7], prefix)
+    assert model.training  # generate restores the mode it found
+    with torch.no_grad():
+        model.eval()
+        expected = model.log_likelihood(gen.samples, start=gen.prefix_len)
+    assert torch.allclose(gen.log_likelihood, expected, atol=1e-8)
+    assert torch.all(gen.log_likelihood < 0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_few_training_steps_reduce_the_loss(name: str) -> None:
+    model = TINY[name]()
+    t = torch.arange(64)
+    x = ((torch.sin(t / 3.0) + 1) / 2 * (2**BITS - 1)).round().long().expand(4, -1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = model.loss(x).nats.item()
+    for _ in range(60):
+        optimizer.zero_grad()
+        loss = model.loss(x)
+        loss.nats.backward()
+        optimizer.step()
+    last = model.loss(x)
+    assert last.nats.item() < 0.7 * first
+    assert last.bits.item() == pytest.approx(last.nats.item() / 0.6931471805599453)
+
+
+def test_sampling_honours_temperature_and_nucleus() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    gen = torch.Generator().manual_seed(0)
+    draws = [
+        sample_logits(logits, temperature=1.0, top_p=0.6, generator=gen).item() for _ in range(300)
+    ]
+    assert set(draws) == {0, 1}  # 0.5 < 0.6, so the nucleus is the two most likely classes
+    assert sample_logits(logits, temperature=0.0, top_p=1.0, generator=gen).item() == 0
+    draws = [
+        sample_logits(logits, temperature=1.0, top_p=1.0, generator=gen).item() for _ in range(2000)
+    ]
+    freq = torch.bincount(torch.tensor(draws), minlength=4).double() / 2000
+    assert torch.allclose(
+        freq, torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64), atol=0.04
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n": 0, "length": 5}, "n, length and batch must be >= 1; got 0, 5, 16"),
+        ({"n": 1, "length": 5, "top_p": 0.0}, r"need temperature >= 0 and 0 < top_p <= 1"),
+        (
+            {"n": 2, "length": 5, "prefix": torch.zeros(1, 3, dtype=torch.long)},
+            r"prefix must have shape \(n=2, l_prefix <= length=5\); got \(1, 3\)",
+        ),
+    ],
+)
+def test_bad_generation_arguments_are_named(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TINY["wavenet"]().generate(**kwargs)  # type: ignore[arg-type]
+
+
+def test_out_of_range_tokens_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"class indices must lie in \[0, 15\] for bits=4; got"):
+        TINY["wavenet"]().loss(torch.tensor([[3, 16]]))
+
+
+def test_a_bidirectional_sashimi_cannot_generate() -> None:
+    model = build_sashimi(
+        SaShiMiModelConfig(d_model=8, n_layers=1, pool=(2,), d_state=4, bidirectional=True, l_max=8)
+    )
+    model.logits(torch.zeros(1, 8, dtype=torch.long))  # the convolutional mode works
+    with pytest.raises(ValueError, match="a bidirectional SaShiMi has no recurrent mode"):
+        model.generate(1, 4)
