@@ -1,0 +1,175 @@
+"""Autoregressive generation and training throughput of SaShiMi, WaveNet and SampleRNN.
+
+For each model preset (the paper's SC09 sizes), in its own fresh interpreter:
+
+- ``generate_b1`` / ``generate_b64``: ``--steps`` generation steps (eager recurrent mode,
+  S4 ``linear`` step mode) at batch 1 and 64: steps per second and samples per second;
+- ``train``: one forward + backward of the teacher-forced loss at ``--batch`` x ``--length``
+  samples: samples (tokens) per second;
+- ``peak_mib``: peak resident memory (CPU) or peak CUDA allocation.
+
+    python benchmarks/generation.py [--device cuda] [--models sashimi wavenet samplernn]
+
+Prints one JSON object with device, versions, date, sizes and per model per case the median,
+min and max wall time in seconds and the throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+# benchmarks/ssm_kernels.py would shadow the ssm_kernels package: keep this folder off the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+
+MODELS = ("sashimi", "sashimi-s4d", "wavenet", "samplernn")
+
+
+def timed(
+    fn: Callable[[], object], runs: int, sync: Callable[[], None], items: int
+) -> dict[str, Any]:
+    fn()  # warm-up
+    sync()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return {
+        "runs": runs,
+        "median_s": round(median, 6),
+        "min_s": round(min(times), 6),
+        "max_s": round(max(times), 6),
+        "items_per_s": round(items / median, 1),
+    }
+
+
+def build(name: str) -> Any:
+    from audio_models.builders import build_samplernn, build_sashimi, build_wavenet
+    from audio_models.config import SampleRNNConfig, SaShiMiModelConfig, WaveNetConfig
+
+    if name == "sashimi":
+        return build_sashimi(SaShiMiModelConfig())
+    if name == "sashimi-s4d":
+        return build_sashimi(SaShiMiModelConfig(kernel="s4d"))
+    if name == "wavenet":
+        return build_wavenet(WaveNetConfig())
+    return build_samplernn(SampleRNNConfig())
+
+
+def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    model = build(name).to(device)
+    out: dict[str, Any] = {
+        "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3)
+    }
+    model.eval()
+    model.setup_rnn("linear")
+    for batch in (1, 64):
+        steps = args.steps
+
+        def generate(batch: int = batch, steps: int = steps) -> None:
+            with torch.no_grad():
+                state = model.default_state(batch, device=device)
+                prev = torch.full((batch,), model.start_token, device=device)
+                for _ in range(steps):
+                    logits, state = model.step(prev, state)
+                    prev = logits.argmax(-1)
+
+        result = timed(generate, args.runs, sync, steps * batch)
+        result["steps_per_s"] = round(steps / result["median_s"], 1)
+        result["samples_per_s"] = result.pop("items_per_s")
+        out[f"generate_b{batch}"] = result
+    model.train()
+    x = torch.randint(0, model.n_classes, (args.batch, args.length), device=device)
+
+    def train_step() -> None:
+        model.zero_grad(set_to_none=True)
+        model.loss(x).nats.backward()
+
+    result = timed(train_step, args.train_runs, sync, args.batch * args.length)
+    result["samples_per_s"] = result.pop("items_per_s")
+    out["train"] = result
+    if cuda:
+        out["peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    else:
+        out["peak_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--steps", type=int, default=64, help="generation steps per run (64)")
+    parser.add_argument("--runs", type=int, default=3, help="timed generation runs (3)")
+    parser.add_argument("--batch", type=int, default=16, help="training batch (16)")
+    parser.add_argument("--length", type=int, default=16000, help="training length (16000)")
+    parser.add_argument("--train-runs", type=int, default=2, help="timed training steps (2)")
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(run_case(args.case, args)))
+        return
+    import torch
+
+    forwarded = []
+    skip = False
+    for arg in sys.argv[1:]:
+        if arg == "--models":
+            skip = True
+            continue
+        if skip and not arg.startswith("--"):
+            continue
+        skip = False
+        forwarded.append(arg)
+    results = {}
+    for name in args.models:
+        proc = subprocess.run(
+            [sys.executable, __file__, *forwarded, "--case", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    device = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.machine()} CPU"
+    print(
+        json.dumps(
+            {
+                "benchmark": "generation",
+                "date": datetime.date.today().isoformat(),
+                "device": device,
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "sizes": {"batch": args.batch, "length": args.length, "steps": args.steps},
+                "results": results,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
