@@ -111,6 +111,11 @@ class AutoregressiveModel(nn.Module):
                 f"got values in [{int(x.min())}, {int(x.max())}]"
             )
 
+    def forward(self, x: Tensor) -> Tensor:
+        """The training objective: mean next-sample NLL of ``x`` in nats (what
+        ``audio-run train`` and ``DistributedDataParallel`` call)."""
+        return self.loss(x).nats
+
     def loss(self, x: Tensor) -> Loss:
         """Mean next-sample negative log-likelihood of ``x (batch, L)``, nats and bits."""
         self._check_tokens(x)
