@@ -80,18 +80,24 @@ def test_version(capsys) -> None:
     assert (status, out.strip()) == (0, "audio-run 0.1.0")
 
 
-def test_the_bare_form_validates_then_refuses_until_a_runner_exists(capsys, toy) -> None:
+def test_the_bare_form_trains_and_names_a_missing_target(
+    capsys, toy, tmp_path, monkeypatch
+) -> None:
+    """The toy records name code that does not exist: training stops with one line, exit 2."""
+    monkeypatch.chdir(tmp_path)
     for argv in (
-        [*toy, "--model", "toy", "--dataset", "tones"],
-        [*toy, "model.d_model=8", "--model", "t", "--dataset", "tones"],
-        [*toy, "train", "--model", "toy", "--dataset", "tones", "train.batch_size=2"],
-    ):
+        [*toy, "--model", "toy", "--dataset", "tones", "output.name=a"],
+        [*toy, "model.d_model=8", "--model", "t", "--dataset", "tones", "output.name=b"],
+        [*toy, "train", "--model", "toy", "--dataset", "tones", "train.batch_size=2",
+         "output.name=c", "--quiet"],
+    ):  # fmt: skip
         status, out, err = run(capsys, *argv)
-        assert status == 1
+        assert status == 2
         assert out == ""
-        assert err.startswith(
-            "audio-run: the configuration is valid (model 'toy', dataset 'tones'), but "
-        )
+        assert err.splitlines() == [
+            "audio-run: error: cannot import target 'toy_cli:data' of dataset 'tones': "
+            "toy_cli has no attribute 'data'"
+        ]
 
 
 def test_a_bad_config_prints_one_line_per_problem_and_exits_2(capsys, toy) -> None:
@@ -176,7 +182,7 @@ def test_plugins_json_describes_each_plugin(capsys, toy, hello) -> None:
         "0.1.0",
         "builtin",
     )
-    assert core["provides"]["commands"] == ["config", "list", "plugins", "train"]
+    assert core["provides"]["commands"] == ["config", "generate", "list", "plugins", "train"]
     assert by_name["toy_cli"]["hooks"] == ["register_datasets", "register_models"]
     assert by_name["toy_cli"]["provides"] == {
         "kernels": [],
@@ -211,7 +217,7 @@ def test_unknown_commands_and_options_are_usage_errors(capsys) -> None:
     assert status == 2
     assert err.splitlines()[-1] == (
         "audio-run: error: unknown command 'trian' — did you mean 'train'? "
-        "(commands: train, config, list, plugins)"
+        "(commands: train, generate, config, list, plugins)"
     )
     status, _, err = run(capsys, "config", "--modle", "toy")
     assert status == 2

@@ -19,6 +19,7 @@ from ._suggest import did_you_mean
 from .commands import CommandContext
 from .errors import PluginError, ProblemsError
 from .plugins import ENV_DISABLE, ENV_PLUGINS, make_plugin_manager
+from .specs import TargetImportError
 
 PROG = "audio-run"
 DEFAULT_COMMAND = "train"
@@ -169,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extras]
     try:
         status = args.handler(args, ctx)
-    except ProblemsError as exc:  # configuration, registry and plugin problems
+    except ProblemsError as exc:  # configuration, registry, plugin and data problems
         return _fail(exc.problems)
+    except TargetImportError as exc:  # a record names code that is not there
+        return _fail([str(exc)])
     return 0 if status is None else int(status)

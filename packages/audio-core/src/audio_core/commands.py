@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from attrs import define, field
 
 from .config import RunConfig
+from .errors import ConfigError
 from .plugins import BUILTIN_NAME, AudioPluginManager, PluginInfo
 from .registry import Registry
 from .specs import KINDS
@@ -101,14 +102,75 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace, ctx: CommandContext) -> int:
+    from .runner.train import Trainer, default_run_dir, distributed
+
+    resume: Path | None = args.resume
+    if resume is not None:
+        if args.model or args.dataset or args.config:
+            raise ConfigError(
+                ["--resume takes the run's own config.toml; only KEY=VALUE overrides may follow"]
+            )
+        if not (resume / "config.toml").is_file():
+            raise ConfigError(
+                [f"{resume}: not a run folder (no config.toml); pass the run's folder"]
+            )
+        args.config = [resume / "config.toml"]
     config = ctx.resolve_config(args)
-    print(
-        f"audio-run: the configuration is valid (model {config.model.name!r}, dataset "
-        f"{config.dataset.name!r}), but sashimi-audio-core {ctx.core_version} has no training "
-        "runner yet; `audio-run config` prints the resolved configuration",
-        file=sys.stderr,
+    with distributed():
+        run_dir = resume if resume is not None else _shared_run_dir(default_run_dir(config))
+        trainer = Trainer(
+            config,
+            ctx.registry,
+            run_dir=run_dir,
+            resume=resume is not None,
+            progress=not args.quiet,
+            out=ctx.stdout,
+        )
+        return trainer.run()
+
+
+def _shared_run_dir(path: Path) -> Path:
+    """Under torchrun, every process uses rank 0's run folder name."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return path
+    shared = [path]
+    dist.broadcast_object_list(shared, src=0)
+    return Path(shared[0])
+
+
+def _generate(args: argparse.Namespace, ctx: CommandContext) -> int:
+    import tempfile
+
+    import tomli_w
+
+    from .runner.checkpoint import load_checkpoint
+    from .runner.generate import generate
+
+    bad = [o for o in args.overrides if not o.startswith("generate.")]
+    if bad:
+        raise ConfigError([f"generate takes only generate.* overrides; got {', '.join(bad)}"])
+    checkpoint: Path = args.checkpoint
+    saved = load_checkpoint(checkpoint)["config"]
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "checkpoint-config.toml"
+        source.write_text(tomli_w.dumps(saved))
+        args.config, args.model, args.dataset = [source], None, None
+        config = ctx.resolve_config(args)
+    output = args.output
+    if output is None:
+        output = checkpoint.parent.parent / "samples" / checkpoint.stem
+    generate(
+        checkpoint,
+        config,
+        ctx.registry,
+        output=output,
+        force=args.force,
+        progress=not args.quiet,
+        out=ctx.stdout,
     )
-    return 1
+    return 0
 
 
 def _config(args: argparse.Namespace, ctx: CommandContext) -> None:
@@ -222,7 +284,52 @@ def register_core_commands(
         allow_abbrev=False,
     )
     add_run_options(train)
+    train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its checkpoints/last.pt (bit-exact on CPU)",
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)
+
+    generate = subparsers.add_parser(
+        "generate",
+        help="sample clips from a checkpoint, sorted by log-likelihood",
+        description="Generate clips from a checkpoint as the SaShiMi reference's generate.py "
+        "does: unconditionally, or continuing generate.l_prefix samples of the first "
+        "generate.n_samples examples of generate.split, each generate.n_reps times. Writes "
+        "16-bit wavs named so that they sort by exact log-likelihood (lowest first) and a "
+        "manifest (JSON and CSV) of log-likelihoods, seeds and settings.",
+        epilog="examples:\n  audio-run generate --checkpoint runs/R/checkpoints/best.pt\n"
+        "  audio-run generate --checkpoint C.pt --output samples/ generate.n_samples=4 "
+        "generate.l_sample=32000 generate.l_prefix=8000 generate.top_p=0.95",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    generate.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="a checkpoint written by audio-run train",
+    )
+    generate.add_argument(
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="output folder (default: RUN_DIR/samples/<checkpoint name>)",
+    )
+    generate.add_argument("--force", action="store_true", help="replace an existing folder")
+    generate.add_argument("--quiet", action="store_true", help="no progress bar")
+    generate.add_argument(
+        "overrides",
+        nargs="*",
+        default=[],
+        metavar="generate.KEY=VALUE",
+        help="override a generate setting, e.g. generate.n_samples=4",
+    )
+    generate.set_defaults(handler=_generate, config=[], model=None, dataset=None)
 
     config = subparsers.add_parser(
         "config",

@@ -69,8 +69,12 @@ class TrainConfig:
     """Training (``train``). Defaults follow the SaShiMi SC09 recipe.
 
     ``max_steps`` / ``max_epochs``: ``0`` means no limit (at least one must be set);
-    ``val_every``: validate every so many steps, ``0`` for once per epoch; ``grad_clip``: clip
-    the gradient norm to this value, ``0`` for off.
+    ``val_every``: validate every so many steps, ``0`` for once per epoch; ``val_batches``:
+    batches per validation, ``0`` for the whole split; ``checkpoint_every``: write ``last``
+    every so many steps, ``0`` for at each validation only; ``log_every``: steps per line of the
+    metrics log; ``grad_clip``: clip the gradient norm to this value, ``0`` for off;
+    ``num_workers``: DataLoader worker processes; ``sample_at_end``: after training, generate
+    this many clips from the best checkpoint with the ``generate`` settings (``0``: none).
     """
 
     optimizer: OptimizerConfig = Factory(OptimizerConfig)
@@ -82,6 +86,11 @@ class TrainConfig:
     seed: int = field(default=0, validator=v.ge(0))
     precision: Precision = field(default="fp32", validator=one_of(Precision))
     grad_clip: float = field(default=0.0, validator=v.ge(0.0))
+    val_batches: int = field(default=0, validator=v.ge(0))
+    checkpoint_every: int = field(default=0, validator=v.ge(0))
+    log_every: int = field(default=10, validator=v.gt(0))
+    num_workers: int = field(default=0, validator=v.ge(0))
+    sample_at_end: int = field(default=0, validator=v.ge(0))
 
     def __attrs_post_init__(self) -> None:
         if self.max_steps == 0 and self.max_epochs == 0:

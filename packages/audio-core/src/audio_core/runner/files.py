@@ -1,0 +1,119 @@
+"""Run folders: atomic writes, package versions, the metrics log and the loss curve."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from importlib.metadata import distributions
+from pathlib import Path
+from typing import IO, Any
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through a temporary file in the same folder, fsync, rename, fsync the
+    folder: readers see the old file or the complete new one, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def write_text(path: Path, text: str) -> None:
+    data = text.encode()
+
+    def write(handle: IO[bytes]) -> None:
+        handle.write(data)
+
+    atomic_write(path, write)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of every ``sashimi-*`` distribution, torch and Python."""
+    import platform
+
+    versions = {"python": platform.python_version()}
+    for dist in distributions():
+        name = dist.metadata["Name"]
+        if name and (name.startswith("sashimi-") or name in {"torch", "torchaudio"}):
+            versions[name] = dist.version
+    return dict(sorted(versions.items()))
+
+
+class MetricsLog:
+    """Append-only JSON lines; each line is flushed, so a killed run keeps what it logged."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def truncate_after(self, step: int) -> None:
+        """Drop lines logged after ``step`` (a resumed run repeats those steps)."""
+        kept = [r for r in self.read() if r.get("step", 0) <= step]
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def loss_curve_svg(
+    records: Iterable[Mapping[str, Any]], *, width: int = 640, height: int = 360
+) -> str:
+    """An SVG plot of training loss and validation NLL (bits per sample) against steps."""
+    records = list(records)
+    train = [(r["step"], r["train_bits"]) for r in records if "train_bits" in r]
+    val = [(r["step"], r["val_bits"]) for r in records if "val_bits" in r]
+    points = [p for p in train + val if math.isfinite(p[1])]
+    pad = 48
+    if not points:
+        return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"/>'
+    x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
+    y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
+    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+
+    def xy(step: float, value: float) -> str:
+        x = pad + (step - x0) / (x1 - x0) * (width - 2 * pad)
+        y = height - pad - (value - y0) / (y1 - y0) * (height - 2 * pad)
+        return f"{x:.1f},{y:.1f}"
+
+    def line(series: list[tuple[float, float]], colour: str) -> str:
+        pts = " ".join(xy(s, v) for s, v in series if math.isfinite(v))
+        return f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{pts}"/>'
+
+    text = 'font-family="sans-serif" font-size="12"'
+    return "\n".join(
+        [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">',
+            f'<rect width="{width}" height="{height}" fill="white"/>',
+            f'<text x="{pad}" y="20" {text}>bits per sample: '
+            "train (blue), validation (orange)</text>",
+            f'<text x="4" y="{pad}" {text}>{y1:.3f}</text>',
+            f'<text x="4" y="{height - pad}" {text}>{y0:.3f}</text>',
+            f'<text x="{pad}" y="{height - 16}" {text}>step {x0}</text>',
+            f'<text x="{width - pad - 60}" y="{height - 16}" {text}>step {x1}</text>',
+            line(train, "#1f77b4"),
+            line(val, "#ff7f0e"),
+            "</svg>",
+            "",
+        ]
+    )

@@ -1,0 +1,245 @@
+"""The runner end to end: `audio-run train` / `--resume` / `generate` on a tiny SaShiMi and
+sc09-synth, killed runs, diverging runs, and DistributedDataParallel on CPU (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import pytest
+import torch
+
+TINY = [
+    "--model", "sashimi", "--dataset", "sc09-synth",
+    "model.d_model=8", "model.n_layers=1", "model.pool=[2, 2]", "model.kernel=s4d",
+    "model.d_state=8", "model.l_max=2000",
+    "dataset.per_class=10", "dataset.sample_len=2000",
+    "train.batch_size=4", "train.log_every=1", "train.val_batches=2",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "sc09-synth"
+    audio_run = Path(sys.executable).with_name("audio-run")
+    subprocess.run(
+        [str(audio_run), "data", "make", "sc09-synth", "--root", str(root), "--per-class", "10",
+         "--quiet"], check=True,
+    )  # fmt: skip
+    return root
+
+
+def run(
+    tmp: Path, *args: str, check: bool = True, **kw: object
+) -> subprocess.CompletedProcess[str]:
+    cmd = [str(Path(sys.executable).with_name("audio-run")), *args, "--quiet"]
+    result = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result  # type: ignore[no-any-return]
+
+
+def metrics(run_dir: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def state(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]  # type: ignore[no-any-return]
+
+
+def test_training_lowers_the_loss_and_leaves_a_run_folder(tmp_path: Path, data_root: Path) -> None:
+    run(tmp_path, *TINY, f"dataset.root={data_root}", "train.max_steps=30", "train.val_every=15",
+        "output.name=a", "train.optimizer.lr=0.01")  # fmt: skip
+    folder = tmp_path / "runs" / "a"
+    for name in ("config.toml", "versions.json", "metrics.jsonl", "loss_curve.svg",
+                 "checkpoints/last.pt", "checkpoints/best.pt"):  # fmt: skip
+        assert (folder / name).is_file(), name
+    bits = [r["train_bits"] for r in metrics(folder) if "train_bits" in r]
+    assert len(bits) == 30
+    assert sum(bits[-5:]) / 5 < sum(bits[:5]) / 5 - 0.3  # it learns
+    assert "sashimi-audio-core" in json.loads((folder / "versions.json").read_text())
+    assert "<polyline" in (folder / "loss_curve.svg").read_text()
+    again = run(tmp_path, *TINY, f"dataset.root={data_root}", "train.max_steps=2", "output.name=a",
+                check=False)  # fmt: skip
+    assert again.returncode == 2
+    assert "the run folder exists; resume it with `audio-run train --resume" in again.stderr
+
+
+def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(
+    tmp_path: Path, data_root: Path
+) -> None:
+    common = [
+        *TINY,
+        f"dataset.root={data_root}",
+        "train.val_every=3",
+        "train.scheduler.warmup_steps=4",
+    ]
+    run(tmp_path, *common, "train.max_steps=10", "output.name=whole")
+    run(tmp_path, *common, "train.max_steps=5", "output.name=split")
+    run(tmp_path, "train", "--resume", "runs/split", "train.max_steps=10")
+    whole = state(tmp_path / "runs/whole/checkpoints/last.pt")
+    split = state(tmp_path / "runs/split/checkpoints/last.pt")
+    assert whole.keys() == split.keys()
+    for key in whole:
+        assert torch.equal(whole[key], split[key]), key
+    steps = [r["step"] for r in metrics(tmp_path / "runs/split") if "train_bits" in r]
+    assert steps == list(range(1, 11))  # the log continues without repeats
+
+
+def test_a_killed_run_loses_at_most_one_checkpoint_interval(
+    tmp_path: Path, data_root: Path
+) -> None:
+    cmd = [str(Path(sys.executable).with_name("audio-run")), *TINY, f"dataset.root={data_root}",
+           "train.max_steps=400", "train.checkpoint_every=3", "output.name=k",
+           "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "runs/k/metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if log.exists() and len(log.read_text().splitlines()) >= 10:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = max(r["step"] for r in metrics(tmp_path / "runs/k") if "step" in r)
+    saved = torch.load(tmp_path / "runs/k/checkpoints/last.pt", weights_only=False)["step"]
+    assert done - saved <= 3
+    result = run(tmp_path, "train", "--resume", "runs/k", "train.max_steps=20")
+    assert f"resuming runs/k at step {saved}" in result.stderr
+    assert torch.load(tmp_path / "runs/k/checkpoints/last.pt", weights_only=False)["step"] == 20
+
+
+def test_sigint_writes_a_checkpoint_and_exits_130(tmp_path: Path, data_root: Path) -> None:
+    cmd = [str(Path(sys.executable).with_name("audio-run")), *TINY, f"dataset.root={data_root}",
+           "train.max_steps=400", "output.name=i", "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    log = tmp_path / "runs/i/metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and log.read_text().count("\n") >= 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    step = torch.load(tmp_path / "runs/i/checkpoints/last.pt", weights_only=False)["step"]
+    assert f"SIGINT: wrote runs/i/checkpoints/last.pt at step {step}" in err
+
+
+NAN_PLUGIN = """
+import math, torch
+from audio_core import ModelSpec, hookimpl
+from audio_models.builders import build_sashimi
+from audio_models.config import SaShiMiModelConfig
+
+def build(config):
+    model = build_sashimi(config)
+    calls = [0]
+    original = model.forward
+    def forward(x):
+        calls[0] += 1
+        loss = original(x)
+        return loss * math.nan if calls[0] >= 4 else loss
+    model.forward = forward
+    return model
+
+@hookimpl
+def register_models():
+    yield ModelSpec(name="diverging", config_cls=SaShiMiModelConfig, target="nan_plugin:build",
+                    summary="diverges at step 4")
+"""
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step(tmp_path: Path, data_root: Path) -> None:
+    (tmp_path / "nan_plugin.py").write_text(NAN_PLUGIN)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "AUDIO_RUN_PLUGINS": "nan_plugin"}
+    args = [a if a != "sashimi" else "diverging" for a in TINY]
+    result = run(tmp_path, *args, f"dataset.root={data_root}", "train.max_steps=10",
+                 "train.checkpoint_every=2", "output.name=n", check=False, env=env)  # fmt: skip
+    assert result.returncode == 2
+    assert (
+        "the training loss is nan at step 4; stopping (the last good checkpoint is "
+        in result.stderr
+    )
+
+
+def test_generation_sorts_by_likelihood_and_the_manifest_rescores(
+    tmp_path: Path, data_root: Path
+) -> None:
+    run(tmp_path, *TINY, f"dataset.root={data_root}", "train.max_steps=4", "output.name=g")
+    ckpt = tmp_path / "runs/g/checkpoints/last.pt"
+    out = tmp_path / "samples"
+    run(tmp_path, "generate", "--checkpoint", str(ckpt), "--output", str(out),
+        "generate.n_samples=3", "generate.n_reps=2", "generate.l_sample=300",
+        "generate.l_prefix=100", "generate.n_batch=4")  # fmt: skip
+    manifest = json.loads((out / "manifest.json").read_text())
+    clips = manifest["clips"]
+    assert [c["file"] for c in clips] == sorted(p.name for p in out.glob("*.wav"))
+    lls = [c["log_likelihood"] for c in clips]
+    assert lls == sorted(lls)  # lowest first
+    assert {c["prefix_example"] for c in clips} == {0, 1, 2}
+    codes = torch.load(out / "codes.pt").long()
+    from audio_core.plugins import make_plugin_manager
+    from audio_core.registry import Registry
+    from audio_models.builders import build_sashimi
+    from audio_models.config import SaShiMiModelConfig
+
+    saved = torch.load(ckpt, weights_only=False)
+    model_cfg = Registry.from_plugin_manager(make_plugin_manager()).models["sashimi"].config_cls
+    assert model_cfg is SaShiMiModelConfig
+    config = {k: v for k, v in saved["config"]["model"].items() if k != "name"}
+    config["pool"] = tuple(config["pool"])
+    model = build_sashimi(SaShiMiModelConfig(**config))
+    model.load_state_dict(saved["model"])
+    with torch.no_grad():
+        rescored = model.eval().log_likelihood(codes, start=100)
+    assert torch.allclose(rescored.double(), torch.tensor(lls, dtype=torch.float64), atol=1e-3)
+    with wave.open(str(out / clips[0]["file"])) as handle:
+        assert (handle.getnchannels(), handle.getsampwidth(), handle.getframerate()) == (
+            1,
+            2,
+            16000,
+        )
+        pcm = torch.frombuffer(bytearray(handle.readframes(300)), dtype=torch.int16).float() / 32767
+    assert torch.allclose(pcm, saved["decode_table"][codes[0]], atol=1 / 32767)
+    again = run(tmp_path, "generate", "--checkpoint", str(ckpt), "--output", str(out), check=False)
+    assert again.returncode == 2
+    assert "already exists; pass --force" in again.stderr
+
+
+def test_two_process_ddp_matches_one_process_on_the_same_global_batch(
+    tmp_path: Path, data_root: Path
+) -> None:
+    common = [*TINY, f"dataset.root={data_root}", "train.max_steps=4", "train.val_every=2"]
+    run(tmp_path, *common, "output.name=single")
+    audio_run = str(Path(sys.executable).with_name("audio-run"))
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         f"--master_port={port}", "--master_addr=127.0.0.1",
+         audio_run, *common, "output.name=ddp", "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    ddp = metrics(tmp_path / "runs/ddp")
+    single = metrics(tmp_path / "runs/single")
+    prints = next(r["ddp_param_fingerprints"] for r in ddp if "ddp_param_fingerprints" in r)
+    assert len(prints) == 2
+    assert prints[0] == prints[1]  # both ranks hold identical parameters
+    ddp_bits = [r["train_bits"] for r in ddp if "train_bits" in r]
+    single_bits = [r["train_bits"] for r in single if "train_bits" in r]
+    assert ddp_bits == pytest.approx(single_bits, rel=1e-5)
+    a = state(tmp_path / "runs/ddp/checkpoints/last.pt")
+    b = state(tmp_path / "runs/single/checkpoints/last.pt")
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5), key
