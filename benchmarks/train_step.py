@@ -1,0 +1,103 @@
+"""One optimizer step of the SaShiMi SC09 preset, as ``audio-run train`` takes it.
+
+Forward, backward, gradient clipping and an AdamW step over the runner's parameter groups
+(SSM parameters capped at their own learning rate), on random 8-bit codes of ``--batch`` x
+``--length`` samples. Reports tokens (samples) per second and the peak memory: resident set on
+CPU, peak CUDA allocation on a GPU.
+
+    python benchmarks/train_step.py [--device cuda] [--kernel s4|s4d] [--batch 16]
+
+Prints one JSON object: device, versions, date, sizes, median / min / max seconds per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+# benchmarks/ssm_kernels.py would shadow the ssm_kernels package: keep this folder off the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--kernel", default="s4", choices=["s4", "s4d"], help="SSM kernel (s4)")
+    parser.add_argument("--batch", type=int, default=16, help="batch size (16)")
+    parser.add_argument("--length", type=int, default=16000, help="samples per example (16000)")
+    parser.add_argument("--runs", type=int, default=3, help="timed steps after one warm-up (3)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    args = parser.parse_args()
+
+    import torch
+
+    from audio_core.optim import param_groups
+    from audio_models.builders import build_sashimi
+    from audio_models.config import SaShiMiModelConfig
+
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    model = build_sashimi(SaShiMiModelConfig(kernel=args.kernel, l_max=args.length)).to(device)
+    optimizer = torch.optim.AdamW(param_groups(model, lr=0.004, weight_decay=0.0), lr=0.004)
+    x = torch.randint(0, 256, (args.batch, args.length), device=device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            loss = model(x)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    step()
+    sync()
+    times = []
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        name = torch.cuda.get_device_name()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        name = f"{platform.machine()} CPU"
+    print(
+        json.dumps(
+            {
+                "benchmark": "train_step",
+                "date": datetime.date.today().isoformat(),
+                "device": name,
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "model": f"sashimi SC09 preset, kernel {args.kernel}",
+                "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
+                "sizes": {"batch": args.batch, "length": args.length},
+                "precision": args.precision,
+                "runs": args.runs,
+                "median_s": round(median, 4),
+                "min_s": round(min(times), 4),
+                "max_s": round(max(times), 4),
+                "tokens_per_s": round(args.batch * args.length / median, 1),
+                "peak_mib": round(peak, 1),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
