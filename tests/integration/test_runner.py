@@ -243,3 +243,32 @@ def test_two_process_ddp_matches_one_process_on_the_same_global_batch(
     b = state(tmp_path / "runs/single/checkpoints/last.pt")
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-5), key
+
+
+def test_bf16_autocast_trains(tmp_path: Path, data_root: Path) -> None:
+    run(tmp_path, *TINY, f"dataset.root={data_root}", "train.max_steps=3", "train.precision=bf16",
+        "output.name=bf")  # fmt: skip
+    bits = [r["train_bits"] for r in metrics(tmp_path / "runs/bf") if "train_bits" in r]
+    assert len(bits) == 3
+    assert all(0 < b < 9 for b in bits)
+
+
+def test_setup_problems_are_one_line_and_exit_2(tmp_path: Path, data_root: Path) -> None:
+    missing = run(tmp_path, "--model", "sashimi", "--dataset", "sc09",
+                  f"dataset.root={tmp_path / 'nowhere'}", check=False)  # fmt: skip
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        f"audio-run: error: {tmp_path / 'nowhere'}: no such folder; download SC09 with "
+        f"'audio-run data download sc09 --root {tmp_path / 'nowhere'}' or set dataset.root"
+    ]
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        board = run(tmp_path, *TINY, f"dataset.root={data_root}", "train.max_steps=1",
+                    "output.tensorboard=true", "output.name=tb", check=False)  # fmt: skip
+        assert board.returncode == 2
+        assert "output.tensorboard=true needs the tensorboard package" in board.stderr
+    big = run(tmp_path, *TINY, f"dataset.root={data_root}", "train.batch_size=500",
+              "output.name=big", check=False)  # fmt: skip
+    assert big.returncode == 2
+    assert "fewer than train.batch_size=500; lower the batch size" in big.stderr

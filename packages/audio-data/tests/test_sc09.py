@@ -142,3 +142,17 @@ def test_a_zero_length_wav_is_named(make_sc09: Callable[..., Path]) -> None:
     index = next(i for i, (p, _) in enumerate(data.split("train").files) if p == bad)
     with pytest.raises(DataError, match=r"holds no audio \(0 frames\)"):
         data.split("train")[index]
+
+
+def test_worker_seeding_differs_per_worker_and_repeats(make_sc09: Callable[..., Path]) -> None:
+    import random
+
+    from audio_data.datasets import seed_worker
+
+    draws = []
+    for worker in (0, 1, 0):
+        torch.manual_seed(7)
+        seed_worker(worker)
+        draws.append((random.random(), np.random.rand()))
+    assert draws[0] == draws[2]
+    assert draws[0] != draws[1]

@@ -136,6 +136,17 @@ def test_without_glu_the_output_is_a_plain_projection() -> None:
     assert torch.allclose(block(u)[0], block.output(F.gelu(inner)))
 
 
+@pytest.mark.parametrize("config", [S4Config(d_state=4), S4DConfig(d_state=4)])
+def test_bf16_autocast_keeps_the_ssm_in_float32(config: S4Config | S4DConfig) -> None:
+    block = build_block(config, d_model=8, l_max=64)
+    u = torch.randn(2, 64, 8)
+    reference, _ = block(u)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, _ = block(u)
+    assert y.dtype == torch.bfloat16  # the output projection ran in bf16
+    assert torch.allclose(y.float(), reference, atol=0.05)  # bf16 rounding only
+
+
 def test_batch_elements_are_independent() -> None:
     block = build_block(S4Config(d_state=4), d_model=4, l_max=32).double()
     u = torch.randn(3, 32, 4, dtype=torch.float64)

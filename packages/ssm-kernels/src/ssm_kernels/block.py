@@ -76,12 +76,17 @@ class S4Block(nn.Module):
             raise ValueError("a bidirectional S4Block has no state: it looks at the future")
         x = u if self.transposed else u.transpose(-1, -2)  # (B, H, L)
         L = x.shape[-1]
-        k, k_state = self.kernel(L, state=state)
-        y = fn.fft_conv(x, k if self.bidirectional else k[0], bidirectional=self.bidirectional)
-        y = y + self.D.unsqueeze(-1) * x
-        if k_state is not None:
-            y = y + k_state[:, 0]
-        next_state = self.kernel.forward_state(x, state) if state is not None else None
+        # The SSM maths stays in the parameters' precision under autocast (bf16 would ruin the
+        # kernel, and FFTs do not take it); the position-wise head below may use it.
+        with torch.autocast(x.device.type, enabled=False):
+            xs = x.to(self.D.dtype)
+            k, k_state = self.kernel(L, state=state)
+            kernel = k if self.bidirectional else k[0]
+            y = fn.fft_conv(xs, kernel, bidirectional=self.bidirectional)
+            y = y + self.D.unsqueeze(-1) * xs
+            if k_state is not None:
+                y = y + k_state[:, 0]
+            next_state = self.kernel.forward_state(xs, state) if state is not None else None
         y = self._head(y.transpose(-1, -2))
         return (y.transpose(-1, -2) if self.transposed else y), next_state
 

@@ -55,15 +55,24 @@ def package_versions() -> dict[str, str]:
 
 
 class MetricsLog:
-    """Append-only JSON lines; each line is flushed, so a killed run keeps what it logged."""
+    """Append-only JSON lines; each line is flushed, so a killed run keeps what it logged.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    With a TensorBoard ``SummaryWriter``, every numeric field of a record with a ``step`` is
+    also written as a scalar.
+    """
+
+    def __init__(self, path: Path, tensorboard: Any = None) -> None:
+        self.path, self.tensorboard = path, tensorboard
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, record: Mapping[str, Any]) -> None:
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None and "step" in record:
+            for key, value in record.items():
+                if key not in {"step", "epoch"} and isinstance(value, int | float):
+                    self.tensorboard.add_scalar(key, value, record["step"])
+            self.tensorboard.flush()
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():

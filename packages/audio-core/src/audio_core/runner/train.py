@@ -200,7 +200,7 @@ class Trainer:
                 f"examples, fewer than train.batch_size={cfg.batch_size}; lower the batch size"
             )
         state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_val": math.inf}
-        log = MetricsLog(self.run_dir / "metrics.jsonl")
+        log = MetricsLog(self.run_dir / "metrics.jsonl", tensorboard=self._tensorboard())
         last = self.run_dir / "checkpoints" / "last.pt"
         table = decode_table(data)
         if self.resume:
@@ -394,6 +394,19 @@ class Trainer:
             progress=self.progress,
             out=self.out,
         )
+
+    def _tensorboard(self) -> Any:
+        """A TensorBoard ``SummaryWriter`` under ``RUN_DIR/tensorboard`` when asked for."""
+        if not (self.config.output.tensorboard and self.main):
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise _one(
+                "output.tensorboard=true needs the tensorboard package: pip install tensorboard "
+                "(or set output.tensorboard=false)"
+            ) from None
+        return SummaryWriter(str(self.run_dir / "tensorboard"))
 
     def _done(self, state: dict[str, Any], n_batches: int) -> bool:
         cfg = self.config.train
