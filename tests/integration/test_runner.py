@@ -272,3 +272,4 @@ def test_setup_problems_are_one_line_and_exit_2(tmp_path: Path, data_root: Path)
               "output.name=big", check=False)  # fmt: skip
     assert big.returncode == 2
     assert "fewer than train.batch_size=500; lower the batch size" in big.stderr
+    assert not (tmp_path / "runs").exists()  # a run that cannot start leaves no folder

@@ -128,18 +128,21 @@ class Trainer:
         except ImportError:  # pragma: no cover
             pass
 
-    def _prepare_dir(self) -> None:
+    def _check_dir(self) -> None:
+        """Refuse a run folder that cannot be used, before anything is built or written."""
         ckpt = self.run_dir / "checkpoints" / "last.pt"
-        if self.resume:
-            if not ckpt.is_file():
-                raise _one(f"{self.run_dir}: no checkpoints/last.pt to resume from")
-            return
-        if self.main and self.run_dir.exists() and any(self.run_dir.iterdir()):
+        if self.resume and not ckpt.is_file():
+            raise _one(f"{self.run_dir}: no checkpoints/last.pt to resume from")
+        if not self.resume and self.main and self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise _one(
                 f"{self.run_dir}: the run folder exists; resume it with "
                 f"`audio-run train --resume {self.run_dir}` or choose another output.name"
             )
-        if self.main:
+
+    def _create_dir(self) -> None:
+        """Write config and versions once setup has succeeded: a run that cannot start
+        leaves no folder behind (which would block a retry with the same name)."""
+        if self.main and not self.resume:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_text(self.run_dir / "config.toml", to_toml(self.config))
             write_text(self.run_dir / "versions.json", json.dumps(package_versions(), indent=2))
@@ -175,7 +178,7 @@ class Trainer:
                 f"train.batch_size={cfg.batch_size} must be a multiple of the {self.world} "
                 "processes (it is the global batch)"
             )
-        self._prepare_dir()
+        self._check_dir()
         self._seed()
         model, data = build_components(self.config, self.registry)
         device = torch.device(
@@ -200,7 +203,9 @@ class Trainer:
                 f"examples, fewer than train.batch_size={cfg.batch_size}; lower the batch size"
             )
         state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_val": math.inf}
-        log = MetricsLog(self.run_dir / "metrics.jsonl", tensorboard=self._tensorboard())
+        board = self._tensorboard()
+        self._create_dir()
+        log = MetricsLog(self.run_dir / "metrics.jsonl", tensorboard=board)
         last = self.run_dir / "checkpoints" / "last.pt"
         table = decode_table(data)
         if self.resume:
