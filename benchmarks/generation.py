@@ -17,43 +17,15 @@ min and max wall time in seconds and the throughput.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
 import resource
-import statistics
-import subprocess
-import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-# benchmarks/ssm_kernels.py would shadow the ssm_kernels package: keep this folder off the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+import _bench
+
+_bench.leave_folder()
 
 MODELS = ("sashimi", "sashimi-s4d", "wavenet", "samplernn")
-
-
-def timed(
-    fn: Callable[[], object], runs: int, sync: Callable[[], None], items: int
-) -> dict[str, Any]:
-    fn()  # warm-up
-    sync()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    return {
-        "runs": runs,
-        "median_s": round(median, 6),
-        "min_s": round(min(times), 6),
-        "max_s": round(max(times), 6),
-        "items_per_s": round(items / median, 1),
-    }
 
 
 def build(name: str) -> Any:
@@ -97,7 +69,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
                     logits, state = model.step(prev, state)
                     prev = logits.argmax(-1)
 
-        result = timed(generate, args.runs, sync, steps * batch)
+        result = _bench.timed(generate, args.runs, sync, steps * batch)
         result["steps_per_s"] = round(steps / result["median_s"], 1)
         result["samples_per_s"] = result.pop("items_per_s")
         out[f"generate_b{batch}"] = result
@@ -108,7 +80,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
         model.zero_grad(set_to_none=True)
         model.loss(x).nats.backward()
 
-    result = timed(train_step, args.train_runs, sync, args.batch * args.length)
+    result = _bench.timed(train_step, args.train_runs, sync, args.batch * args.length)
     result["samples_per_s"] = result.pop("items_per_s")
     out["train"] = result
     if cuda:
@@ -132,42 +104,12 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(args.case, args)))
         return
-    import torch
-
-    forwarded = []
-    skip = False
-    for arg in sys.argv[1:]:
-        if arg == "--models":
-            skip = True
-            continue
-        if skip and not arg.startswith("--"):
-            continue
-        skip = False
-        forwarded.append(arg)
-    results = {}
-    for name in args.models:
-        proc = subprocess.run(
-            [sys.executable, __file__, *forwarded, "--case", name],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
-    device = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.machine()} CPU"
-    print(
-        json.dumps(
-            {
-                "benchmark": "generation",
-                "date": datetime.date.today().isoformat(),
-                "device": device,
-                "threads": torch.get_num_threads(),
-                "torch": torch.__version__,
-                "python": platform.python_version(),
-                "sizes": {"batch": args.batch, "length": args.length, "steps": args.steps},
-                "results": results,
-            },
-            indent=2,
-        )
+    results = _bench.run_cases(__file__, args.models)
+    _bench.report(
+        "generation",
+        args.device,
+        {"batch": args.batch, "length": args.length, "steps": args.steps},
+        results,
     )
 
 

@@ -17,41 +17,13 @@ min and max wall time in seconds and the throughput.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import platform
 import resource
-import statistics
-import subprocess
-import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-# This file shares its name with the package it measures: keep its own folder off the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+import _bench
 
-
-def timed(
-    fn: Callable[[], object], runs: int, sync: Callable[[], None], items: int
-) -> dict[str, Any]:
-    fn()  # warm-up
-    sync()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    return {
-        "runs": runs,
-        "median_s": round(median, 6),
-        "min_s": round(min(times), 6),
-        "max_s": round(max(times), 6),
-        "items_per_s": round(items / median, 1),
-    }
+_bench.leave_folder()
 
 
 def run_case(kernel_name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -72,14 +44,14 @@ def run_case(kernel_name: str, args: argparse.Namespace) -> dict[str, Any]:
     block = build_block(config, d_model=H, l_max=L).to(device)
     out: dict[str, Any] = {"config": {"d_state": config.d_state, "init": config.init}}
     with torch.no_grad():
-        out["kernel"] = timed(lambda: block.kernel(L), args.runs, sync, H * L)
+        out["kernel"] = _bench.timed(lambda: block.kernel(L), args.runs, sync, H * L)
     u = torch.randn(B, L, H, device=device)
 
     def fwd_bwd() -> None:
         y, _ = block(u)
         y.square().mean().backward()
 
-    out["layer_fwd_bwd"] = timed(fwd_bwd, args.runs, sync, B * L)
+    out["layer_fwd_bwd"] = _bench.timed(fwd_bwd, args.runs, sync, B * L)
     mode = "linear" if kernel_name == "s4" else "diagonal"
     block.setup_step(mode)
     out["step_mode"] = mode
@@ -93,7 +65,7 @@ def run_case(kernel_name: str, args: argparse.Namespace) -> dict[str, Any]:
                 for _ in range(steps):
                     _, state = block.step(x, state)
 
-        result = timed(stepping, args.runs, sync, steps * batch)
+        result = _bench.timed(stepping, args.runs, sync, steps * batch)
         result["steps_per_s"] = round(steps / result["median_s"], 1)
         out[f"step_b{batch}"] = result
     if cuda:
@@ -117,33 +89,12 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(args.case, args)))
         return
-    import torch
-
-    results = {}
-    forwarded = [a for a in sys.argv[1:] if not a.startswith("--kernels")]
-    for name in args.kernels:
-        proc = subprocess.run(
-            [sys.executable, __file__, *forwarded, "--case", name],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
-    device = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.machine()} CPU"
-    print(
-        json.dumps(
-            {
-                "benchmark": "ssm_kernels",
-                "date": datetime.date.today().isoformat(),
-                "device": device,
-                "threads": torch.get_num_threads(),
-                "torch": torch.__version__,
-                "python": platform.python_version(),
-                "sizes": {"batch": args.batch, "d_model": args.d_model, "length": args.length},
-                "results": results,
-            },
-            indent=2,
-        )
+    results = _bench.run_cases(__file__, args.kernels)
+    _bench.report(
+        "ssm_kernels",
+        args.device,
+        {"batch": args.batch, "d_model": args.d_model, "length": args.length},
+        results,
     )
 
 

@@ -18,12 +18,11 @@ import json
 import platform
 import resource
 import statistics
-import sys
 import time
-from pathlib import Path
 
-# benchmarks/ssm_kernels.py would shadow the ssm_kernels package: keep this folder off the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+import _bench
+
+_bench.leave_folder()  # benchmarks/ssm_kernels.py would shadow the ssm_kernels package
 
 
 def main() -> None:

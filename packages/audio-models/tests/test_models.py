@@ -224,3 +224,8 @@ def test_a_bidirectional_sashimi_cannot_generate() -> None:
     model.logits(torch.zeros(1, 8, dtype=torch.long))  # the convolutional mode works
     with pytest.raises(ValueError, match="a bidirectional SaShiMi has no recurrent mode"):
         model.generate(1, 4)
+
+
+def test_the_model_base_class_cannot_be_built() -> None:
+    with pytest.raises(TypeError, match="abstract"):
+        AutoregressiveModel()  # type: ignore[abstract]

@@ -158,3 +158,8 @@ def test_unknown_step_mode_is_named(config: S4Config | S4DConfig) -> None:
 def test_bad_kernel_arguments_are_named(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         DiagKernel(4, **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_kernel_base_class_cannot_be_built() -> None:
+    with pytest.raises(TypeError, match="abstract"):
+        SSMKernel(4)  # type: ignore[abstract]

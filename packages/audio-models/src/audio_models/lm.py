@@ -15,6 +15,7 @@ log-likelihood *under the model* (temperature 1, no truncation), which equals wh
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Any, NamedTuple
 
 import torch
@@ -64,7 +65,7 @@ def sample_logits(
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-class AutoregressiveModel(nn.Module):
+class AutoregressiveModel(nn.Module, ABC):
     """The interface shared by SaShiMi, WaveNet and SampleRNN (see the module notes)."""
 
     bits: int
@@ -83,23 +84,27 @@ class AutoregressiveModel(nn.Module):
         return torch.cat([start, x[:, :-1]], dim=1)
 
     # -- implemented by each model ---------------------------------------------------------
+    @abstractmethod
     def logits(self, x: Tensor) -> Tensor:
         """Teacher-forced ``(batch, L, classes)`` logits for class indices ``x (batch, L)``."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def setup_rnn(self, mode: str = "linear") -> None:
         """Prepare ``step`` (S4 step mode ``dense``, ``diagonal`` or ``linear`` where it
         applies); call again after the parameters change."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def default_state(self, batch: int, *, device: torch.device | None = None) -> Any:
         """The state before the first sample."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def step(self, prev: Tensor, state: Any) -> tuple[Tensor, Any]:
         """Logits ``(batch, classes)`` of the next sample given the previous one ``(batch,)``
         (the start token at first)."""
-        raise NotImplementedError
+        ...
 
     # -- shared ----------------------------------------------------------------------------
     def _check_tokens(self, x: Tensor) -> None:

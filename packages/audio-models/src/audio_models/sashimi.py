@@ -45,6 +45,7 @@ class ResidualLayer(nn.Module):
     def __init__(self, d_model: int, s4: S4Block, *, ff: int, dropout: float) -> None:
         super().__init__()
         self.norm1, self.s4 = nn.LayerNorm(d_model), s4
+        self.state_index = 0  # set by SaShiMi: this layer's slot in SaShiMiState.s4
         self.norm2, self.ff = nn.LayerNorm(d_model), FeedForward(d_model, ff=ff, dropout=dropout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -173,6 +174,8 @@ class SaShiMi(nn.Module):
             width, length = width * expand, -(-length // p)
         self.center = layers(width, length)
         self.norm = nn.LayerNorm(d_model)
+        for i, layer in enumerate(self._s4_layers()):
+            layer.state_index = i  # where its state lives in SaShiMiState.s4
 
     # -- convolutional mode ----------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
@@ -232,11 +235,10 @@ class SaShiMi(nn.Module):
     def step(self, x: Tensor, state: SaShiMiState) -> tuple[Tensor, SaShiMiState]:
         """One sample: ``x (batch, d_model)`` -> ``(batch, d_model)``; ``state`` is updated in
         place and returned."""
-        index = {id(layer): i for i, layer in enumerate(self._s4_layers())}
 
         def run(layers: nn.Module, h: Tensor) -> Tensor:
             for layer in self._layers(layers):
-                i = index[id(layer)]
+                i = layer.state_index
                 h, new = layer.step(h, state.s4[i])
                 state.s4[i].copy_(new)
             return h

@@ -103,9 +103,8 @@ def build_hits(
             f"--batch-size {batch_size} must divide the {len(files)} files per method; "
             f"use one of {', '.join(map(str, divisors))}, or add or remove files"
         )
-    for key in ("{uid}",):
-        if key not in url_template:
-            raise MosError(f"--url-template must contain {key}; got {url_template!r}")
+    if "{uid}" not in url_template:
+        raise MosError(f"--url-template must contain {{uid}}; got {url_template!r}")
     seed = seed if seed is not None else secrets.randbelow(2**31)
     rng = random.Random(seed)
     order = files[:]

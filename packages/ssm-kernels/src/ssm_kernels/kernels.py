@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from abc import ABC, abstractmethod
 from typing import Literal, get_args
 
 import torch
@@ -43,7 +44,7 @@ def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.complex128 if dtype == torch.float64 else torch.complex64
 
 
-class SSMKernel(nn.Module):
+class SSMKernel(nn.Module, ABC):
     """What S4 and S4D kernels share: the step sizes, shapes and the recurrent-mode plumbing.
 
     Args:
@@ -100,9 +101,10 @@ class SSMKernel(nn.Module):
     def complex_dtype(self) -> torch.dtype:
         return _complex_dtype(self.real_dtype)
 
+    @abstractmethod
     def ssm_parameter_names(self) -> tuple[str, ...]:
         """Local names of the parameters that define ``A``, ``B`` and ``dt``."""
-        raise NotImplementedError
+        ...
 
     def optim_hints(self) -> dict[str, OptimHint]:
         """Per-parameter optimizer hints: ``A``, ``B`` and ``dt`` train with a learning rate
@@ -125,26 +127,30 @@ class SSMKernel(nn.Module):
     def default_state(self, *batch_shape: int, device: torch.device | None = None) -> Tensor:
         """Zeros of shape ``(*batch_shape, H, M)`` (``(*batch_shape, H, N)`` in the
         ``diagonal`` step mode of S4), complex."""
-        diagonal = self.step_mode == "diagonal"
-        size = self.N if diagonal else self.M
-        dtype = torch.complex128 if diagonal else self.complex_dtype
+        eigenbasis = self._eigenbasis_state()
+        size = self.N if eigenbasis else self.M
+        dtype = torch.complex128 if eigenbasis else self.complex_dtype
         device = device if device is not None else self.log_dt.device
         return torch.zeros(*batch_shape, self.H, size, dtype=dtype, device=device)
 
+    def _eigenbasis_state(self) -> bool:
+        """Whether the step state holds all ``N`` modes in an eigenbasis, in complex128."""
+        return False
+
     # -- interface implemented by subclasses -----------------------------------------------
+    @abstractmethod
     def forward(
         self, L: int, state: Tensor | None = None, rate: float = 1.0
-    ) -> tuple[Tensor, Tensor | None]:
-        raise NotImplementedError
+    ) -> tuple[Tensor, Tensor | None]: ...
 
-    def forward_state(self, u: Tensor, state: Tensor) -> Tensor:
-        raise NotImplementedError
+    @abstractmethod
+    def forward_state(self, u: Tensor, state: Tensor) -> Tensor: ...
 
-    def setup_step(self, mode: StepMode = "dense") -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def setup_step(self, mode: StepMode = "dense") -> None: ...
 
-    def step(self, u: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+    @abstractmethod
+    def step(self, u: Tensor, state: Tensor) -> tuple[Tensor, Tensor]: ...
 
 
 class DPLRKernel(SSMKernel):
@@ -264,6 +270,9 @@ class DPLRKernel(SSMKernel):
         # error in float32). The diagonal recurrence therefore always runs in complex128.
         self._step = tables
         self.step_mode = mode
+
+    def _eigenbasis_state(self) -> bool:
+        return self.step_mode == "diagonal"
 
     def _to_canonical(self, state: Tensor) -> Tensor:
         if self.step_mode != "diagonal":
@@ -440,10 +449,6 @@ class DiagKernel(SSMKernel):
         log_Abar, Bbar, C = self.discrete()
         self._step = {"A": torch.exp(log_Abar), "B": Bbar, "C": C}
         self.step_mode = mode
-
-    def default_state(self, *batch_shape: int, device: torch.device | None = None) -> Tensor:
-        device = device if device is not None else self.log_dt.device
-        return torch.zeros(*batch_shape, self.H, self.M, dtype=self.complex_dtype, device=device)
 
     def step(self, u: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """One step: ``u (batch, H)`` real -> ``y (batch, C, H)`` and the next state."""

@@ -1,0 +1,84 @@
+"""What the benchmark scripts share: timing, one fresh interpreter per case, the JSON report.
+
+Import it first, then call :func:`leave_folder`: ``benchmarks/ssm_kernels.py`` shares its
+name with the package it measures, so this folder must be off ``sys.path`` before any
+project package is imported.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+
+def leave_folder() -> None:
+    """Remove the benchmarks folder from ``sys.path``."""
+    here = Path(__file__).parent.resolve()
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+
+
+def timed(
+    fn: Callable[[], object], runs: int, sync: Callable[[], None], items: int
+) -> dict[str, Any]:
+    """One warm-up call, then ``runs`` timed calls (``sync`` waits for the device)."""
+    fn()
+    sync()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return {
+        "runs": runs,
+        "median_s": round(median, 6),
+        "min_s": round(min(times), 6),
+        "max_s": round(max(times), 6),
+        "items_per_s": round(items / median, 1),
+    }
+
+
+def run_cases(script: str, names: Iterable[str]) -> dict[str, Any]:
+    """Run ``script`` once per name with this command line plus ``--case NAME`` (each case in
+    a fresh interpreter, so its peak memory is its own); collect the JSON each prints last."""
+    results = {}
+    for name in names:
+        proc = subprocess.run(
+            [sys.executable, script, *sys.argv[1:], "--case", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return results
+
+
+def report(benchmark: str, device: str, sizes: dict[str, int], results: dict[str, Any]) -> None:
+    """Print the JSON report: device, versions, date, sizes, per-case results."""
+    import torch
+
+    name = torch.cuda.get_device_name() if device == "cuda" else f"{platform.machine()} CPU"
+    print(
+        json.dumps(
+            {
+                "benchmark": benchmark,
+                "date": datetime.date.today().isoformat(),
+                "device": name,
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "sizes": sizes,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
