@@ -1,0 +1,86 @@
+"""The SC09 evaluation protocol end to end: the classifier trained on the built-in sc09-synth,
+samples from a (tiny) SaShiMi through `audio-run generate`, then `audio-run evaluate`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+AUDIO_RUN = str(Path(sys.executable).with_name("audio-run"))
+
+
+def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [AUDIO_RUN, *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("protocol")
+
+
+@pytest.fixture(scope="module")
+def classifier(work: Path) -> Path:
+    run(work, "data", "make", "sc09-synth", "--root", "synth", "--quiet")
+    run(work, "classifier", "train", "--dataset", "sc09-synth", "dataset.root=synth",
+        "--preset", "small", "--epochs", "8", "--batch-size", "16", "--lr", "5e-3",
+        "--output", "clf", "--device", "cpu", "--quiet")  # fmt: skip
+    return work / "clf" / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def samples(work: Path) -> Path:
+    tiny = ["--model", "sashimi", "--dataset", "sc09-synth", "model.d_model=8",
+            "model.n_layers=1", "model.pool=[2, 2]", "model.kernel=s4d", "model.d_state=8",
+            "model.l_max=2000", "dataset.root=tiny-synth", "dataset.per_class=10",
+            "dataset.sample_len=2000", "train.batch_size=4", "train.max_steps=4",
+            "output.name=tiny", "--quiet"]  # fmt: skip
+    run(work, *tiny)
+    run(work, "generate", "--checkpoint", "runs/tiny/checkpoints/last.pt", "--output",
+        "gen", "generate.n_samples=24", "generate.l_sample=2000", "generate.n_batch=24",
+        "--quiet")  # fmt: skip
+    return work / "gen"
+
+
+def test_the_classifier_reaches_90_percent_on_sc09_synth(work: Path, classifier: Path) -> None:
+    out = run(work, "classifier", "test", str(classifier), "--json", "--device", "cpu").stdout
+    report = json.loads(out)
+    assert report["dataset"] == "sc09-synth"
+    assert report["n"] == 100
+    assert report["accuracy"] > 0.9
+
+
+def test_evaluate_generated_samples_with_thresholding_and_the_cache(
+    work: Path, classifier: Path, samples: Path
+) -> None:
+    args = ["evaluate", "--samples", str(samples), "--classifier", str(classifier),
+            "--threshold", "--cache-dir", "cache", "--device", "cpu", "ndb.k=10",
+            "--quiet"]  # fmt: skip
+    first = run(work, *args)
+    report = json.loads((samples / "metrics.json").read_text())
+    assert report["features_from_cache"] == {"train": False, "samples": False}
+    assert report["reference"]["dataset"] == "sc09-synth"
+    assert report["reference"]["n"] == 800
+    cut = report["thresholding"]
+    assert cut["tuned"]
+    assert cut["n_tune"] + cut["n_eval"] == 24
+    rows = report["rows"]
+    assert set(rows) == {"samples (all)", "samples (thresholded)"}
+    for row in rows.values():
+        for key in ("fid", "is", "mis", "am", "ndb_k"):
+            assert row[key] is not None
+    assert "fid (-)" in first.stdout
+    assert (samples / "class_distribution.png").is_file()
+
+    second = run(work, *args, "--force")
+    again = json.loads((samples / "metrics.json").read_text())
+    assert again["features_from_cache"] == {"train": True, "samples": True}
+    assert again["rows"] == rows
+    assert "features reused from the cache for train, samples" in second.stderr
