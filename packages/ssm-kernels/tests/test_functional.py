@@ -151,3 +151,28 @@ def test_krylov_final_state_equals_the_recurrence() -> None:
     for block in (1, 5, 256):
         got = fn.krylov_final_state(Abar, Bbar, u, x0, block=block)
         assert torch.allclose(got, x, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(M=st.integers(1, 6), L=st.integers(1, 64), seed=st.integers(0, 99))
+def test_cauchy_sums_at_the_roots_equal_the_vandermonde_form(M: int, L: int, seed: int) -> None:
+    torch.manual_seed(seed)
+    v = crandn(3, 2, M)
+    w = torch.complex(-torch.rand(2, M, dtype=torch.float64) - 0.1, 5 * torch.randn(2, M).double())
+    dt = torch.rand(2, dtype=torch.float64) * 0.1 + 0.01
+    z = fn.roots_of_unity(L, dtype=C128)
+    numer = (2 / dt).unsqueeze(-1) * (1 - z)
+    expected = fn.cauchy_conj(v, numer, w, 1 + z)
+    assume_gap = fn.truncation_gap(w, dt, L)
+    assert assume_gap > 0
+    got = fn.cauchy_roots_conj(v, w, dt, L)
+    scale = expected.abs().max()
+    assert torch.allclose(got, expected, rtol=0, atol=1e-9 * float(scale) / assume_gap)
+
+
+def test_a_mode_that_barely_decays_takes_the_direct_cauchy_sums() -> None:
+    # fout-like: real part 1e-4, so over 8 steps 1 - a^L is far below the threshold.
+    w = torch.complex(torch.full((1, 2), -1e-4, dtype=torch.float64), torch.zeros(1, 2).double())
+    assert (
+        fn.truncation_gap(w, torch.tensor([0.01], dtype=torch.float64), 8) < fn.MIN_TRUNCATION_GAP
+    )

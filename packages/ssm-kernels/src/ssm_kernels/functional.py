@@ -93,11 +93,14 @@ def cauchy_conj_ref(v: Tensor, z: Tensor, w: Tensor, s: Tensor | None = None) ->
     return (vf.unsqueeze(-1) / (z.unsqueeze(-2) - s.unsqueeze(-2) * wf.unsqueeze(-1))).sum(-2)
 
 
-def vandermonde_conj(v: Tensor, log_x: Tensor, L: int, offset: int = 0) -> Tensor:
+def vandermonde_conj(
+    v: Tensor, log_x: Tensor, L: int, offset: int = 0, *, dtype: torch.dtype | None = None
+) -> Tensor:
     """``2 Re sum_m v_m x_m^(l + offset)`` for ``l < L``, with ``x = exp(log_x)``.
 
     Args:
-        v: ``(*T, H, M)`` complex. log_x: ``(H, M)`` complex.
+        v: ``(*T, H, M)`` complex. log_x: ``(H, M)`` complex; the powers are computed in its
+            precision. dtype: complex precision of the product (default: ``v``'s).
 
     Returns:
         ``(*T, H, L)`` real. Positions are split as ``l = S t + j`` with ``S ~ sqrt(L)``, so
@@ -106,12 +109,13 @@ def vandermonde_conj(v: Tensor, log_x: Tensor, L: int, offset: int = 0) -> Tenso
     """
     S = max(1, math.isqrt(max(L - 1, 0)) + 1)
     rows = -(-L // S)
-    real = v.real.dtype
+    real = log_x.real.dtype
+    work = dtype if dtype is not None else v.dtype
     inner = torch.arange(offset, offset + S, device=v.device, dtype=real)
     outer = torch.arange(rows, device=v.device, dtype=real) * S
     X = torch.exp(log_x.unsqueeze(-1) * inner)  # (H, M, S): x^(j + offset)
     Y = torch.exp(log_x.unsqueeze(-2) * outer.unsqueeze(-1))  # (H, rows, M): x^(S t)
-    out = torch.matmul(v.unsqueeze(-2) * Y, X)  # (*T, H, rows, S)
+    out = torch.matmul((v.unsqueeze(-2) * Y).to(work), X.to(work))  # (*T, H, rows, S)
     return 2 * out.flatten(-2)[..., :L].real
 
 
@@ -121,6 +125,51 @@ def vandermonde_conj_ref(v: Tensor, x: Tensor, L: int, offset: int = 0) -> Tenso
     for l in range(L):  # noqa: E741 - l is the paper's time index
         out[..., l] = 2 * (v * x ** (l + offset)).sum(-1).real
     return out
+
+
+#: Below this ``min |1 - a^L|`` :func:`dplr_kernel` evaluates the Cauchy sums directly.
+MIN_TRUNCATION_GAP = 1e-3
+
+
+def truncation_gap(w: Tensor, dt: Tensor, L: int) -> float:
+    """``min |1 - a^L|`` over the modes, ``a = (2/dt + w) / (2/dt - w)``: how far the
+    discretised modes are from repeating after ``L`` steps. :func:`cauchy_roots_conj`
+    divides by it."""
+    with torch.no_grad():
+        two_dt = (2.0 / dt.double()).unsqueeze(-1)
+        w64 = w.detach().to(torch.complex128)
+        log_a = torch.log((two_dt + w64) / (two_dt - w64))
+        return float(torch.expm1(L * log_a).abs().min())
+
+
+def cauchy_roots_conj(v: Tensor, w: Tensor, dt: Tensor, L: int) -> Tensor:
+    """The sums ``sum_m v_m / (2/dt (1 - z) - (1 + z) w_m) + (conjugate half)`` at the
+    ``L``-th roots of unity ``torch.fft.rfft`` uses, without any ``(M, L)`` Cauchy tensor.
+
+    With ``a = (2/dt + w) / (2/dt - w)`` (the bilinear discretisation of ``w``), each term is
+    ``1 / (2/dt - w) * 1 / (1 - a z)``, and at ``z^L = 1``
+    ``1 / (1 - a z) = sum_{k<L} (a z)^k / (1 - a^L)``. So the sums are the real FFT of the
+    real sequence ``2 Re sum_m c_m a_m^k`` (``k < L``), ``c = v / ((2/dt - w) (1 - a^L))``:
+    one Vandermonde product and one FFT, ``O(M L)`` multiply-adds in a matrix product instead
+    of ``O(M L)`` complex divisions. The powers of ``a`` and the coefficients are computed in
+    float64 (phases ``k arg a`` up to ``L`` radians lose float32 precision); the product and
+    the FFT run in the inputs' precision. Needs ``1 - a^L`` away from 0
+    (:func:`truncation_gap`).
+
+    Args:
+        v: ``(*T, H, M)`` complex. w: ``(H, M)`` complex. dt: ``(H,)`` real. L: the length.
+
+    Returns:
+        ``(*T, H, L // 2 + 1)`` complex, equal to ``cauchy_conj(v, 2/dt (1 - z), w, 1 + z)``.
+    """
+    out_dtype = torch.promote_types(v.dtype, w.dtype)
+    v, w = v.to(torch.complex128), w.to(torch.complex128)
+    two_dt = (2.0 / dt.double()).unsqueeze(-1)  # (H, 1)
+    denom = two_dt - w
+    log_a = torch.log((two_dt + w) / denom)
+    c = v / (denom * -torch.expm1(L * log_a))
+    sums: Tensor = torch.fft.rfft(vandermonde_conj(c, log_a, L, dtype=out_dtype), n=L)
+    return sums
 
 
 def roots_of_unity(L: int, *, dtype: torch.dtype, device: torch.device | None = None) -> Tensor:
@@ -152,8 +201,9 @@ def dplr_kernel(
     and the Woodbury identity turns ``(g - diag(Lambda) + P P^*)^-1`` into four Cauchy sums.
     ``g`` is infinite at ``z = -1``, so every resolvent is scaled by ``1 + z``: the sums have
     denominators ``2 / dt (1 - z) - (1 + z) lambda``, finite everywhere, and no value
-    overflows single precision however small ``dt`` is. The kernel is the inverse real FFT
-    of ``K_hat``.
+    overflows single precision however small ``dt`` is. The sums are evaluated as FFTs of
+    Vandermonde products (:func:`cauchy_roots_conj`), as fast as S4D's kernel. The kernel is
+    the inverse real FFT of ``K_hat``.
 
     Args:
         Lambda: ``(H, M)`` complex. P: ``(r, H, M)`` complex. B: ``(H, M)`` complex.
@@ -169,10 +219,7 @@ def dplr_kernel(
     """
     r = P.shape[0]
     n_out = C_tilde.shape[0]
-    # (1 - z) and (1 + z) from double precision z: near z = 1 and z = -1 the rounding of a
-    # single-precision z would dominate the kernel's error.
     z = roots_of_unity(L, dtype=torch.complex128, device=Lambda.device)  # (Lf,)
-    numer = ((2.0 / dt.double()).unsqueeze(-1) * (1 - z)).to(Lambda.dtype)  # (H, Lf)
     plus = (1 + z).to(Lambda.dtype)  # (Lf,)
     rights = [B.unsqueeze(0)]
     if state is not None:
@@ -183,7 +230,11 @@ def dplr_kernel(
     right = torch.cat([*rights, P], dim=0)  # (n_in + r, H, M)
     left = torch.cat([C_tilde, P.conj()], dim=0)  # (C + r, H, M)
     v = left.unsqueeze(1) * right.unsqueeze(0)  # (C + r, n_in + r, H, M)
-    r_all = cauchy_conj(v, numer, Lambda, plus)  # (C + r, n_in + r, H, Lf), each / (1 + z)
+    if truncation_gap(Lambda, dt, L) > MIN_TRUNCATION_GAP:
+        r_all = cauchy_roots_conj(v, Lambda, dt, L)  # (C + r, n_in + r, H, Lf), each / (1 + z)
+    else:  # some mode barely decays over L steps: evaluate the Cauchy sums directly
+        numer = ((2.0 / dt.double()).unsqueeze(-1) * (1 - z)).to(Lambda.dtype)  # (H, Lf)
+        r_all = cauchy_conj(v, numer, Lambda, plus)
     n_in = right.shape[0] - r
     k00 = r_all[:n_out, :n_in]
     k01 = r_all[:n_out, n_in:]  # (C, r, H, Lf)

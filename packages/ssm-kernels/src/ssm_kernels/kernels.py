@@ -322,18 +322,9 @@ class DPLRKernel(SSMKernel):
 def _dplr_step_tables(kernel: DPLRKernel, mode: StepMode) -> dict[str, Tensor]:
     dt = torch.exp(kernel.log_dt)
     Lambda, P, B, _ = kernel.ssm()
-    A, Bf = fn.dplr_dense(Lambda, P, B)
-    Abar, Bbar = fn.bilinear(A, Bf, dt)
     C = kernel.output_matrix()
     M = kernel.M
-    if mode == "dense":
-        return {
-            "A_hh": Abar[:, :M, :M],
-            "A_hc": Abar[:, :M, M:],
-            "B": Bbar[:, :M],
-            "C": C[..., :M],
-        }
-    if mode == "linear":
+    if mode == "linear":  # needs no dense N x N matrices
         D = 1 / (2 / dt.unsqueeze(-1) - Lambda)  # (H, M)
         inner = 2 * torch.einsum("rhm,hm,shm->hrs", P.conj(), D, P).real
         eye = torch.eye(P.shape[0], dtype=inner.dtype)
@@ -344,6 +335,15 @@ def _dplr_step_tables(kernel: DPLRKernel, mode: StepMode) -> dict[str, Tensor]:
             "dt": dt,
             "D": D,
             "inner_inv": torch.linalg.inv(eye + inner),
+            "C": C[..., :M],
+        }
+    A, Bf = fn.dplr_dense(Lambda, P, B)
+    Abar, Bbar = fn.bilinear(A, Bf, dt)
+    if mode == "dense":
+        return {
+            "A_hh": Abar[:, :M, :M],
+            "A_hc": Abar[:, :M, M:],
+            "B": Bbar[:, :M],
             "C": C[..., :M],
         }
     mu, V = torch.linalg.eig(Abar)
