@@ -9,7 +9,7 @@ import pytest
 
 from audio_metrics.config import ISConfig
 from audio_metrics.suite import IS, Features
-from audio_metrics.threshold import threshold
+from audio_metrics.threshold import Cutoffs, threshold
 
 
 def _features(probs: np.ndarray) -> Features:
@@ -29,12 +29,23 @@ def _planted(n: int = 200) -> tuple[Features, np.ndarray]:
     return _features(probs[perm]), loglik[perm]
 
 
+def _threshold(
+    feats: Features, loglik: np.ndarray, seed: int = 0, fixed: tuple[float, float] | None = None
+) -> tuple[Cutoffs, Features]:
+    return threshold(
+        feats,
+        loglik,
+        metric=IS(ISConfig()),
+        key="is",
+        reference=feats,
+        rng=np.random.default_rng(seed),
+        fixed=fixed,
+    )
+
+
 def test_the_search_finds_the_planted_cut_off_and_beats_the_starting_point() -> None:
     feats, loglik = _planted()
-    metric = IS(ISConfig())
-    cut, kept = threshold(
-        feats, loglik, metric=metric, key="is", reference=feats, rng=np.random.default_rng(0)
-    )
+    cut, kept = _threshold(feats, loglik)
     assert cut.tuned
     assert 0.25 <= cut.lo <= 0.4
     start = next(s for lo, hi, s in cut.search if (lo, hi) == (0.0, 1.0))
@@ -49,15 +60,7 @@ def test_the_search_finds_the_planted_cut_off_and_beats_the_starting_point() -> 
 
 def test_fixed_cut_offs_reproduce_the_reference_and_skip_the_search() -> None:
     feats, loglik = _planted()
-    cut, kept = threshold(
-        feats,
-        loglik,
-        metric=IS(ISConfig()),
-        key="is",
-        reference=feats,
-        rng=np.random.default_rng(0),
-        fixed=(0.4, 0.95),
-    )
+    cut, kept = _threshold(feats, loglik, fixed=(0.4, 0.95))
     assert not cut.tuned
     assert (cut.lo, cut.hi) == (0.4, 0.95)
     assert len(cut.search) == 1
@@ -70,15 +73,7 @@ def test_fixed_cut_offs_reproduce_the_reference_and_skip_the_search() -> None:
 
 def test_zero_and_one_keep_everything() -> None:
     feats, loglik = _planted(40)
-    cut, kept = threshold(
-        feats,
-        loglik,
-        metric=IS(ISConfig()),
-        key="is",
-        reference=feats,
-        rng=np.random.default_rng(1),
-        fixed=(0.0, 1.0),
-    )
+    cut, kept = _threshold(feats, loglik, seed=1, fixed=(0.0, 1.0))
     assert (cut.ll_lo, cut.ll_hi) == (-math.inf, math.inf)
     assert len(kept) == 20
 
@@ -87,25 +82,10 @@ def test_zero_and_one_keep_everything() -> None:
 def test_bad_fixed_cut_offs_are_refused(fixed: tuple[float, float]) -> None:
     feats, loglik = _planted(40)
     with pytest.raises(ValueError, match="0 <= lo < hi <= 1"):
-        threshold(
-            feats,
-            loglik,
-            metric=IS(ISConfig()),
-            key="is",
-            reference=feats,
-            rng=np.random.default_rng(0),
-            fixed=fixed,
-        )
+        _threshold(feats, loglik, fixed=fixed)
 
 
 def test_too_few_samples_are_refused() -> None:
     feats, loglik = _planted(40)
     with pytest.raises(ValueError, match="at least 4 samples"):
-        threshold(
-            feats.take(np.arange(3)),
-            loglik[:3],
-            metric=IS(ISConfig()),
-            key="is",
-            reference=feats,
-            rng=np.random.default_rng(0),
-        )
+        _threshold(feats.take(np.arange(3)), loglik[:3])

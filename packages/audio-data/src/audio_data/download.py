@@ -9,7 +9,6 @@ then renames the folder into place: the dataset folder either appears complete o
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import shutil
@@ -20,6 +19,8 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from audio_core.runner.files import sha256_of
 
 from .errors import DataError
 
@@ -39,14 +40,6 @@ def _progress(total: int | None, initial: int, desc: str, enabled: bool) -> Any:
         disable=not enabled,
         leave=False,
     )
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download_archive(

@@ -7,7 +7,6 @@ without being told) and the training history. It is written atomically.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -211,11 +210,9 @@ def train_classifier(
 
 def file_hash(path: Path) -> str:
     """SHA-256 of a file's bytes (the classifier's identity in caches and metrics.json)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from audio_core.runner.files import sha256_of
+
+    return sha256_of(path)
 
 
 def load_classifier(path: Path, device: torch.device) -> tuple[SC09Classifier, dict[str, Any]]:
