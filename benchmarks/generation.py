@@ -4,6 +4,8 @@ For each model preset (the paper's SC09 sizes), in its own fresh interpreter:
 
 - ``generate_b1`` / ``generate_b64``: ``--steps`` generation steps (eager recurrent mode,
   S4 ``linear`` step mode) at batch 1 and 64: steps per second and samples per second;
+- ``generate_b1_compiled`` / ``generate_b16_compiled`` (SaShiMi on the CPU): the same with
+  the fused C step of ``audio_models.fast`` (``audio-run generate --engine compiled``);
 - ``train``: one forward + backward of the teacher-forced loss at ``--batch`` x ``--length``
   samples: samples (tokens) per second;
 - ``peak_mib``: peak resident memory (CPU) or peak CUDA allocation.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import time
 from typing import Any
 
 import _bench
@@ -73,6 +76,25 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
         result["steps_per_s"] = round(steps / result["median_s"], 1)
         result["samples_per_s"] = result.pop("items_per_s")
         out[f"generate_b{batch}"] = result
+    if name.startswith("sashimi") and device.type == "cpu" and "compiled" in args.engines:
+        from audio_models.fast.engine import CompiledSaShiMi, CompiledStepper
+
+        start = time.perf_counter()
+        layout = CompiledSaShiMi(model)  # compiles the C step on first use, then cached
+        out["compiled_setup_s"] = round(time.perf_counter() - start, 3)
+        for batch in (1, 16):
+            steps = args.steps * 8  # the compiled step is fast: time more of them
+
+            def compiled(batch: int = batch, steps: int = steps) -> None:
+                stepper = CompiledStepper(layout, batch)
+                prev = torch.full((batch,), model.start_token)
+                for _ in range(steps):
+                    prev = stepper.step(prev).argmax(-1)
+
+            result = _bench.timed(compiled, args.runs, sync, steps * batch)
+            result["steps_per_s"] = round(steps / result["median_s"], 1)
+            result["samples_per_s"] = result.pop("items_per_s")
+            out[f"generate_b{batch}_compiled"] = result
     model.train()
     x = torch.randint(0, model.n_classes, (args.batch, args.length), device=device)
 
@@ -99,6 +121,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="training batch (16)")
     parser.add_argument("--length", type=int, default=16000, help="training length (16000)")
     parser.add_argument("--train-runs", type=int, default=2, help="timed training steps (2)")
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        default=["eager", "compiled"],
+        choices=["eager", "compiled"],
+        help="generation engines to time (eager compiled); compiled: SaShiMi on the CPU",
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:

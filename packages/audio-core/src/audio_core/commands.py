@@ -169,6 +169,7 @@ def _generate(args: argparse.Namespace, ctx: CommandContext) -> int:
         force=args.force,
         progress=not args.quiet,
         out=ctx.stdout,
+        engine=args.engine,
     )
     return 0
 
@@ -322,6 +323,14 @@ def register_core_commands(
     )
     generate.add_argument("--force", action="store_true", help="replace an existing folder")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
+    generate.add_argument(
+        "--engine",
+        choices=["auto", "eager", "compiled"],
+        default="auto",
+        help="how steps are computed: auto (default: the fastest that applies, printed), "
+        "eager (the model's own step, the reference path), compiled (SaShiMi on the CPU: "
+        "a fused C step built with the machine's C compiler)",
+    )
     generate.add_argument(
         "overrides",
         nargs="*",

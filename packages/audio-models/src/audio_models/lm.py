@@ -38,11 +38,13 @@ class Generated(NamedTuple):
         log_likelihood: ``(n,)`` float64, the model's log-probability (nats) of the samples
             after the prefix, given the prefix.
         prefix_len: how many leading samples were given rather than sampled.
+        engine: which engine computed the steps (see :mod:`audio_models.fast.engine`).
     """
 
     samples: Tensor
     log_likelihood: Tensor
     prefix_len: int
+    engine: str = "eager"
 
 
 def sample_logits(
@@ -149,6 +151,7 @@ class AutoregressiveModel(nn.Module, ABC):
         mode: str = "linear",
         generator: torch.Generator | None = None,
         progress: Any = None,
+        engine: str = "auto",
     ) -> Generated:
         """Sample ``n`` sequences of ``length`` samples, ``batch`` at a time.
 
@@ -160,6 +163,13 @@ class AutoregressiveModel(nn.Module, ABC):
             mode: S4 step mode (ignored by models without S4 layers).
             generator: the random generator to draw from (on the model's device).
             progress: optional callable ``progress(n_done_steps)`` called after each step.
+            engine: ``auto`` (the fastest that applies), ``eager`` (the model's own ``step``)
+                or ``compiled`` (SaShiMi on the CPU: a fused C step; see
+                :mod:`audio_models.fast.engine`). All give the same logits to float32
+                rounding.
+
+        Raises:
+            EngineUnavailable: ``engine="compiled"`` where it cannot run (says why).
         """
         if n < 1 or length < 1 or batch < 1:
             raise ValueError(f"n, length and batch must be >= 1; got {n}, {length}, {batch}")
@@ -176,19 +186,27 @@ class AutoregressiveModel(nn.Module, ABC):
                     f"got {tuple(prefix.shape)}"
                 )
             prefix_len = prefix.shape[1]
+        from .fast.engine import CompiledStepper, EagerStepper, choose_engine, stepper_name
+
         was_training = self.training
         self.eval()
-        self.setup_rnn(mode)
         device = next(self.parameters()).device
+        compiled, _ = choose_engine(self, engine, batch=min(batch, n), device=device)
+        if compiled is None:
+            self.setup_rnn(mode)
         samples = torch.empty(n, length, dtype=torch.long, device=device)
         loglik = torch.zeros(n, dtype=torch.float64, device=device)
         try:
             for lo in range(0, n, batch):
                 hi = min(n, lo + batch)
-                state = self.default_state(hi - lo, device=device)
+                stepper = (
+                    CompiledStepper(compiled, hi - lo)
+                    if compiled is not None
+                    else EagerStepper(self, hi - lo, device)
+                )
                 prev = torch.full((hi - lo,), self.start_token, dtype=torch.long, device=device)
                 for t in range(length):
-                    logits, state = self.step(prev, state)
+                    logits = stepper.step(prev)
                     if t < prefix_len:
                         assert prefix is not None
                         token = prefix[lo:hi, t].to(device=device, dtype=torch.long)
@@ -204,7 +222,7 @@ class AutoregressiveModel(nn.Module, ABC):
                         progress(hi - lo)
         finally:
             self.train(was_training)
-        return Generated(samples, loglik, prefix_len)
+        return Generated(samples, loglik, prefix_len, stepper_name(compiled))
 
 
 class BackboneLM(AutoregressiveModel):

@@ -11,6 +11,7 @@ output folder is complete or absent, and an existing one is replaced only with `
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import os
@@ -50,8 +51,14 @@ def generate(
     force: bool = False,
     progress: bool = True,
     out: TextIO | None = None,
+    engine: str = "auto",
 ) -> Path:
-    """Generate per ``config.generate`` from ``checkpoint`` into ``output``; returns it."""
+    """Generate per ``config.generate`` from ``checkpoint`` into ``output``; returns it.
+
+    ``engine`` is passed to the model's ``generate`` (``auto``, ``eager``, ``compiled`` for the
+    audio-models ones); a model whose ``generate`` takes no engine runs its own way and only
+    accepts ``auto`` or ``eager``.
+    """
     out = out if out is not None else sys.stdout
     gen_cfg = config.generate
     if output.exists() and not force:
@@ -81,11 +88,16 @@ def generate(
         sources = [i // gen_cfg.n_reps for i in range(total)]
     from tqdm import tqdm
 
-    engine = "eager recurrent steps"
+    takes_engine = "engine" in inspect.signature(model.generate).parameters
+    if not takes_engine and engine not in ("auto", "eager"):
+        raise TrainingError(
+            [f"--engine {engine}: model {config.model.name!r} has one generation path (eager)"]
+        )
     print(
-        f"generating {total} clips of {gen_cfg.l_sample} samples on {device} ({engine})",
+        f"generating {total} clips of {gen_cfg.l_sample} samples on {device} (engine {engine})",
         file=sys.stderr,
     )
+    options = {"engine": engine} if takes_engine else {}
     generator = torch.Generator(device=device).manual_seed(gen_cfg.seed)
     start = time.perf_counter()
     with tqdm(
@@ -104,8 +116,11 @@ def generate(
             batch=gen_cfg.n_batch,
             generator=generator,
             progress=bar.update,
+            **options,
         )
     elapsed = time.perf_counter() - start
+    engine = str(getattr(result, "engine", "eager"))
+    print(f"engine: {engine}", file=sys.stderr)
     samples = result.samples.cpu()
     loglik = result.log_likelihood.cpu()
     order = torch.argsort(loglik)  # lowest first, as the reference sorts

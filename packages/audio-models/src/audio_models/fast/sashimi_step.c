@@ -1,0 +1,270 @@
+/* One recurrent step of a SaShiMi language model (embedding -> SaShiMi -> head), fused.
+ *
+ * The Python side (audio_models/fast/engine.py) lays the model out in flat arrays and compiles
+ * this file with the machine's C compiler. Sums, activations and states are double precision
+ * (float64 models then match their eager step to 1e-9). The control flow mirrors
+ * SaShiMi.step in audio_models/sashimi.py: the outer tier runs every sample, tier i + 1 once
+ * tier i has filled a frame of p_i samples, and its up-pooled output is used one frame later.
+ *
+ * Layout (int64 `plan`): a header of HEAD ints, then TIER ints per tier, then LAYER ints per
+ * residual layer; offsets point into `w` (weights, matrices stored transposed: in x out) and
+ * into the per-batch-element `state` block.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* The precision weights are stored in: float for float32 models (half the memory traffic,
+ * which bounds the step: the SC09 model's weights do not fit in cache), double for float64
+ * ones. Activations, states and sums are double either way. */
+#ifndef WEIGHT
+#define WEIGHT double
+#endif
+typedef WEIGHT weight_t;
+
+enum { HEAD = 16, TIER = 13, LAYER = 20 };
+enum { H_TIERS, H_DMODEL, H_CLASSES, H_EMB, H_NORM_W, H_NORM_B, H_HEAD_W, H_HEAD_B,
+       H_NCENTER, H_FCENTER, H_STATE, H_NLAYERS, H_MAXW };
+enum { T_D, T_P, T_E, T_NDOWN, T_FDOWN, T_NUP, T_FUP, T_DP_W, T_DP_B, T_UP_W, T_UP_B,
+       T_DBUF, T_UBUF };
+enum { L_H, L_M, L_SCALE, L_GLU, L_F, L_LN1_W, L_LN1_B, L_SSM, L_D, L_OUT_W, L_OUT_B,
+       L_LN2_W, L_LN2_B, L_FF1_W, L_FF1_B, L_FF2_W, L_FF2_B, L_STATE, L_KIND, L_RANK };
+enum { DIAGONAL = 0, DPLR = 1 };
+
+typedef struct {
+    const weight_t *w;
+    const int64_t *plan;
+    double *state;
+    double eps;
+} ctx_t;
+
+/* y[o] = b[o] + sum_i x[i] * wt[i * n_out + o]: column sweeps vectorise without reassociation */
+static void linear(const weight_t *restrict wt, const weight_t *restrict b,
+                   const double *restrict x, double *restrict y, int64_t n_in, int64_t n_out) {
+    for (int64_t o = 0; o < n_out; o++) y[o] = b[o];
+    for (int64_t i = 0; i < n_in; i++) {
+        const double xi = x[i];
+        const weight_t *restrict row = wt + i * n_out;
+        for (int64_t o = 0; o < n_out; o++) y[o] += xi * row[o];
+    }
+}
+
+static void layer_norm(const double *x, const weight_t *g, const weight_t *b, double *y,
+                       int64_t n, double eps) {
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < n; i++) mean += x[i];
+    mean /= (double)n;
+    for (int64_t i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    const double inv = 1.0 / sqrt(var / (double)n + eps);
+    for (int64_t i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * g[i] + b[i];
+}
+
+static inline double gelu(double x) { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752440)); }
+
+/* A diagonal recurrence (S4D): x <- A x + B u, y = scale Re(C x); complex, split re / im.
+ * ssm: A_re, A_im, B_re, B_im, C_re, C_im, each (H, M). */
+static void ssm_diagonal(const int64_t *L, const weight_t *q, double *st, const double *u,
+                         double *y) {
+    const int64_t H = L[L_H], M = L[L_M], HM = L[L_H] * L[L_M];
+    const weight_t *are = q, *aim = q + HM, *bre = q + 2 * HM, *bim = q + 3 * HM,
+                   *cre = q + 4 * HM, *cim = q + 5 * HM;
+    double *sre = st, *sim = st + HM;
+    for (int64_t h = 0; h < H; h++) {
+        const double uh = u[h];
+        double acc = 0;
+        for (int64_t k = h * M; k < (h + 1) * M; k++) {
+            const double r = are[k] * sre[k] - aim[k] * sim[k] + bre[k] * uh;
+            const double i = are[k] * sim[k] + aim[k] * sre[k] + bim[k] * uh;
+            sre[k] = r;
+            sim[k] = i;
+            acc += cre[k] * r - cim[k] * i;
+        }
+        y[h] = (double)L[L_SCALE] * acc;
+    }
+}
+
+/* S4's bilinear DPLR step in O(M r) (ssm_kernels.kernels.DPLRKernel.step, mode "linear"):
+ *   w = s + dt/2 (Lambda s - P Px) + dt B u,  Px = 2 Re(P^H s)
+ *   x = 2/dt (D w - D P inner_inv 2 Re(P^H D w)),  y = 2 Re(C x)
+ * ssm: Lambda, B, D, C (each re then im, (H, M)), P (r, re / im, H, M), dt (H),
+ * inner_inv (H, r, r). */
+static void ssm_dplr(const int64_t *L, const weight_t *q, double *st, const double *u,
+                     double *y) {
+    const int64_t H = L[L_H], M = L[L_M], R = L[L_RANK], HM = L[L_H] * L[L_M];
+    const weight_t *lre = q, *lim = q + HM, *bre = q + 2 * HM, *bim = q + 3 * HM,
+                   *dre = q + 4 * HM, *dim = q + 5 * HM, *cre = q + 6 * HM, *cim = q + 7 * HM,
+                   *P = q + 8 * HM, *dts = P + 2 * R * HM, *inv = dts + H;
+    double *sre = st, *sim = st + HM;
+    double wre[M], wim[M], px[R], pdw[R], corr[R];
+    for (int64_t h = 0; h < H; h++) {
+        const int64_t k0 = h * M;
+        const double dt = dts[h], uh = u[h];
+        for (int64_t r = 0; r < R; r++) {
+            const weight_t *pre = P + (2 * r) * HM + k0, *pim = P + (2 * r + 1) * HM + k0;
+            double acc = 0;
+            for (int64_t m = 0; m < M; m++) acc += pre[m] * sre[k0 + m] + pim[m] * sim[k0 + m];
+            px[r] = 2 * acc;
+        }
+        for (int64_t m = 0; m < M; m++) {
+            const int64_t k = k0 + m;
+            double ar = lre[k] * sre[k] - lim[k] * sim[k];
+            double ai = lre[k] * sim[k] + lim[k] * sre[k];
+            for (int64_t r = 0; r < R; r++) {
+                ar -= P[(2 * r) * HM + k] * px[r];
+                ai -= P[(2 * r + 1) * HM + k] * px[r];
+            }
+            const double w_r = sre[k] + 0.5 * dt * ar + dt * bre[k] * uh;
+            const double w_i = sim[k] + 0.5 * dt * ai + dt * bim[k] * uh;
+            wre[m] = dre[k] * w_r - dim[k] * w_i;  /* D w */
+            wim[m] = dre[k] * w_i + dim[k] * w_r;
+        }
+        for (int64_t r = 0; r < R; r++) {
+            const weight_t *pre = P + (2 * r) * HM + k0, *pim = P + (2 * r + 1) * HM + k0;
+            double acc = 0;
+            for (int64_t m = 0; m < M; m++) acc += pre[m] * wre[m] + pim[m] * wim[m];
+            pdw[r] = 2 * acc;
+        }
+        for (int64_t r = 0; r < R; r++) {
+            double acc = 0;
+            for (int64_t s = 0; s < R; s++) acc += inv[(h * R + r) * R + s] * pdw[s];
+            corr[r] = acc;
+        }
+        double acc = 0;
+        for (int64_t m = 0; m < M; m++) {
+            const int64_t k = k0 + m;
+            double pr = 0, pi = 0;
+            for (int64_t r = 0; r < R; r++) {
+                pr += P[(2 * r) * HM + k] * corr[r];
+                pi += P[(2 * r + 1) * HM + k] * corr[r];
+            }
+            const double xr = 2 / dt * (wre[m] - (dre[k] * pr - dim[k] * pi));
+            const double xi = 2 / dt * (wim[m] - (dre[k] * pi + dim[k] * pr));
+            sre[k] = xr;
+            sim[k] = xi;
+            acc += cre[k] * xr - cim[k] * xi;
+        }
+        y[h] = 2 * acc;
+    }
+}
+
+/* ssm_dplr for rank 1 (every HiPPO measure but legt): the same maths in three sweeps over
+ * the modes, each free of inner loops, so that the compiler vectorises them. */
+static void ssm_dplr1(const int64_t *L, const weight_t *q, double *st, const double *u,
+                      double *y) {
+    const int64_t H = L[L_H], M = L[L_M], HM = L[L_H] * L[L_M];
+    const weight_t *lre = q, *lim = q + HM, *bre = q + 2 * HM, *bim = q + 3 * HM,
+                   *dre = q + 4 * HM, *dim = q + 5 * HM, *cre = q + 6 * HM, *cim = q + 7 * HM,
+                   *pre = q + 8 * HM, *pim = q + 9 * HM, *dts = q + 10 * HM, *inv = dts + H;
+    double *sre = st, *sim = st + HM;
+    double wre[M], wim[M];
+    for (int64_t h = 0; h < H; h++) {
+        const int64_t k0 = h * M;
+        const double dt = dts[h], half = 0.5 * dts[h], du = dts[h] * u[h];
+        const weight_t *Lr = lre + k0, *Li = lim + k0, *Br = bre + k0, *Bi = bim + k0,
+                       *Dr = dre + k0, *Di = dim + k0, *Cr = cre + k0, *Ci = cim + k0,
+                       *Pr = pre + k0, *Pi = pim + k0;
+        double *Sr = sre + k0, *Si = sim + k0;
+        double px = 0;
+        for (int64_t m = 0; m < M; m++) px += Pr[m] * Sr[m] + Pi[m] * Si[m];
+        px *= 2;
+        double pdw = 0;
+        for (int64_t m = 0; m < M; m++) {
+            const double ar = Lr[m] * Sr[m] - Li[m] * Si[m] - Pr[m] * px;
+            const double ai = Lr[m] * Si[m] + Li[m] * Sr[m] - Pi[m] * px;
+            const double w_r = Sr[m] + half * ar + du * Br[m];
+            const double w_i = Si[m] + half * ai + du * Bi[m];
+            wre[m] = Dr[m] * w_r - Di[m] * w_i;
+            wim[m] = Dr[m] * w_i + Di[m] * w_r;
+            pdw += Pr[m] * wre[m] + Pi[m] * wim[m];
+        }
+        const double corr = inv[h] * 2 * pdw, scale = 2 / dt;
+        double acc = 0;
+        for (int64_t m = 0; m < M; m++) {
+            const double pr = Pr[m] * corr, pi = Pi[m] * corr;
+            const double xr = scale * (wre[m] - (Dr[m] * pr - Di[m] * pi));
+            const double xi = scale * (wim[m] - (Dr[m] * pi + Di[m] * pr));
+            Sr[m] = xr;
+            Si[m] = xi;
+            acc += Cr[m] * xr - Ci[m] * xi;
+        }
+        y[h] = 2 * acc;
+    }
+}
+
+/* x <- x + S4(LN(x)), then x <- x + FF(LN(x)); the S4 state is updated in place. */
+static void residual(const ctx_t *c, const int64_t *L, double *x, double *st) {
+    const int64_t H = L[L_H], F = L[L_F];
+    const weight_t *w = c->w;
+    double u[H], y[H], o[2 * H], f[F];
+    layer_norm(x, w + L[L_LN1_W], w + L[L_LN1_B], u, H, c->eps);
+    if (L[L_KIND] == DPLR && L[L_RANK] == 1)
+        ssm_dplr1(L, w + L[L_SSM], st + L[L_STATE], u, y);
+    else if (L[L_KIND] == DPLR)
+        ssm_dplr(L, w + L[L_SSM], st + L[L_STATE], u, y);
+    else
+        ssm_diagonal(L, w + L[L_SSM], st + L[L_STATE], u, y);
+    const weight_t *D = w + L[L_D];
+    for (int64_t h = 0; h < H; h++) y[h] = gelu(y[h] + D[h] * u[h]);
+    if (L[L_GLU]) {
+        linear(w + L[L_OUT_W], w + L[L_OUT_B], y, o, H, 2 * H);
+        for (int64_t h = 0; h < H; h++) x[h] += o[h] / (1.0 + exp(-o[H + h]));
+    } else {
+        linear(w + L[L_OUT_W], w + L[L_OUT_B], y, o, H, H);
+        for (int64_t h = 0; h < H; h++) x[h] += o[h];
+    }
+    layer_norm(x, w + L[L_LN2_W], w + L[L_LN2_B], u, H, c->eps);
+    linear(w + L[L_FF1_W], w + L[L_FF1_B], u, f, H, F);
+    for (int64_t i = 0; i < F; i++) f[i] = gelu(f[i]);
+    linear(w + L[L_FF2_W], w + L[L_FF2_B], f, o, F, H);
+    for (int64_t h = 0; h < H; h++) x[h] += o[h];
+}
+
+static void run(const ctx_t *c, int64_t first, int64_t n, double *x, double *st) {
+    const int64_t tiers = c->plan[H_TIERS];
+    for (int64_t l = first; l < first + n; l++)
+        residual(c, c->plan + HEAD + tiers * TIER + l * LAYER, x, st);
+}
+
+static void tier(const ctx_t *c, int64_t i, double *h, int64_t t, double *st) {
+    const int64_t *P = c->plan;
+    if (i == P[H_TIERS]) {
+        run(c, P[H_FCENTER], P[H_NCENTER], h, st);
+        return;
+    }
+    const int64_t *T = P + HEAD + i * TIER;
+    const int64_t d = T[T_D], p = T[T_P], e = T[T_E], slot = t % p;
+    double *down = st + T[T_DBUF], *up = st + T[T_UBUF];
+    run(c, T[T_FDOWN], T[T_NDOWN], h, st);
+    double out[d];
+    for (int64_t k = 0; k < d; k++) {
+        out[k] = up[slot * d + k] + h[k];
+        down[slot * d + k] = h[k];
+    }
+    if (slot == p - 1) {
+        double inner[e];
+        linear(c->w + T[T_DP_W], c->w + T[T_DP_B], down, inner, p * d, e);
+        tier(c, i + 1, inner, t / p, st);
+        linear(c->w + T[T_UP_W], c->w + T[T_UP_B], inner, up, e, p * d);
+    }
+    memcpy(h, out, (size_t)d * sizeof(double));
+    run(c, T[T_FUP], T[T_NUP], h, st);
+}
+
+/* One step for `batch` sequences at time t: tokens (batch) -> logits (batch x classes). */
+int sashimi_step(const weight_t *w, const int64_t *plan, double *state, const int64_t *tokens,
+                 double *logits, int64_t batch, int64_t t, double eps) {
+    const int64_t d = plan[H_DMODEL], classes = plan[H_CLASSES], size = plan[H_STATE];
+    ctx_t c = {w, plan, state, eps};
+    double h[plan[H_MAXW]], y[d];
+    for (int64_t b = 0; b < batch; b++) {
+        const int64_t token = tokens[b];
+        if (token < 0 || token >= classes) return 1;
+        double *st = state + b * size;
+        const weight_t *emb = w + plan[H_EMB] + token * d;
+        for (int64_t k = 0; k < d; k++) h[k] = emb[k];
+        tier(&c, 0, h, t, st);
+        layer_norm(h, w + plan[H_NORM_W], w + plan[H_NORM_B], y, d, eps);
+        linear(w + plan[H_HEAD_W], w + plan[H_HEAD_B], y, logits + b * classes, d, classes);
+    }
+    return 0;
+}
