@@ -178,6 +178,14 @@ def test_dataset_metrics_rows(
         (["--classifier", "x.pt", "--dataset-metrics", "--threshold"], "--threshold needs"),
         (["--classifier", "x.pt", "--samples", ".", "ndb.kk=3"], "did you mean 'k'"),
         (["--classifier", "x.pt", "--samples", ".", "fdi.eps=1"], "must start with one of"),
+        (
+            ["--classifier", "x.pt", "--samples", ".", "--threshold-fixed", "0.9", "0.4"],
+            "--threshold-fixed LO HI: need 0 <= LO < HI <= 1; got 0.9 0.4",
+        ),
+        (
+            ["--classifier", "x.pt", "--samples", ".", "--threshold", "--threshold-metric", "x"],
+            "--threshold-metric 'x': no metric reports it (known: am, fid, is",
+        ),
     ],
 )
 def test_evaluate_usage_errors_are_one_line_with_status_2(
@@ -192,6 +200,17 @@ def test_evaluate_usage_errors_are_one_line_with_status_2(
     status, _, err = _evaluate(capsys, *args)
     assert status == 2
     assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_unknown_reference_dataset_is_one_line(
+    classifier: Path, samples: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _, err = _evaluate(
+        capsys, "--samples", str(samples), "--classifier", str(classifier), "--dataset", "nope"
+    )
+    assert status == 2
+    assert "--dataset: unknown dataset 'nope' (installed: " in err
     assert len(err.strip().splitlines()) == 1
 
 

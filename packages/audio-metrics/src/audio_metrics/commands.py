@@ -229,8 +229,12 @@ def build_dataset(
     """Build a registered dataset from ``base`` settings plus overrides; returns the built
     data and the settings that were used (to store in checkpoints and metrics.json)."""
     from audio_core.converter import make_converter
+    from audio_core.registry import UnknownNameError
 
-    spec = ctx.registry.get("datasets", name)
+    try:
+        spec = ctx.registry.get("datasets", name)
+    except UnknownNameError as exc:
+        raise ConfigError([f"--dataset: {exc}"]) from None
     config = structure(ctx.registry, {**base, **overrides}, spec.config_cls, "dataset")
     data = spec.load_target()(config)
     if not getattr(data, "labels", ()):
@@ -395,6 +399,17 @@ def _evaluate(args: argparse.Namespace, ctx: Any) -> int:
         spec = ctx.registry.get("metrics", name)
         config = structure(ctx.registry, sections.get(name, {}), spec.config_cls, name)
         metrics[name] = spec.load_target()(config)
+    if args.threshold_fixed is not None:
+        lo, hi = args.threshold_fixed
+        if not 0 <= lo < hi <= 1:
+            raise MetricsError(f"--threshold-fixed LO HI: need 0 <= LO < HI <= 1; got {lo} {hi}")
+    if thresholding:
+        known = directions_of(metrics)
+        if args.threshold_metric not in known:
+            raise MetricsError(
+                f"--threshold-metric {args.threshold_metric!r}: no metric reports it "
+                f"(known: {', '.join(sorted(known))})"
+            )
     files = wav_files(args.samples) if args.samples is not None else []
 
     device = pick_device(args.device)
