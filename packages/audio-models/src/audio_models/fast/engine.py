@@ -93,6 +93,22 @@ def cache_dir() -> Path:
     return Path(base) / "sashimi-audio-models"
 
 
+def cpu_fingerprint() -> str:
+    """What ``-march=native`` depends on: the architecture and, on Linux, the CPU model and
+    instruction-set flags. Part of the cache key, so a cache directory shared between
+    different machines (a cluster's home directory) never hands one an unsupported library."""
+    found: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key = line.split(":", 1)[0].strip()
+                if key in ("model name", "flags", "Features", "CPU part"):
+                    found.setdefault(key, line.strip())  # the first CPU's; all are alike
+    except OSError:
+        pass
+    return "\n".join([platform.machine(), platform.processor(), *sorted(found.values())])
+
+
 _LIBRARIES: dict[str, ctypes.CDLL] = {}
 WEIGHTS = {"float": np.float32, "double": np.float64}
 
@@ -113,7 +129,7 @@ def load_library(weight: str = "double") -> ctypes.CDLL:
     define = f"-DWEIGHT={weight}"
     key = hashlib.sha256(
         b"\0".join([source, compiler.encode(), " ".join(_FLAGS).encode(), define.encode(),
-                     platform.machine().encode()])
+                     cpu_fingerprint().encode()])
     ).hexdigest()[:16]  # fmt: skip
     target = cache_dir() / f"sashimi_step-{weight}-{key}.so"
     if not target.is_file():
