@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import numpy as np
 import soundfile as sf
@@ -65,15 +63,11 @@ def load_audio(
 
 def save_wav(path: Path, x: Tensor, sample_rate: int) -> None:
     """Write mono 16-bit PCM atomically (a temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from audio_core.runner.files import atomic_write
+
     data = x.detach().cpu().float().clamp(-1, 1).numpy()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            sf.write(handle, data, sample_rate, subtype="PCM_16", format="WAV")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    def write(handle: IO[bytes]) -> None:
+        sf.write(handle, data, sample_rate, subtype="PCM_16", format="WAV")
+
+    atomic_write(path, write)
