@@ -319,7 +319,7 @@ def _test(args: argparse.Namespace, ctx: Any) -> int:
     from .training import confusion, load_classifier, pick_device, predict
 
     device = pick_device(args.device)
-    model, payload = load_classifier(args.checkpoint, device)
+    model, payload, _ = load_classifier(args.checkpoint, device)
     sections = split_overrides(args.overrides, {"dataset"})
     name = args.dataset or payload["dataset"]["name"]
     base = payload["dataset"]["config"] if args.dataset is None else {}
@@ -373,6 +373,7 @@ def _evaluate(args: argparse.Namespace, ctx: Any) -> int:
         compute_row,
         directions_of,
         format_table,
+        metric_reporting,
         print_lines,
         read_loglik,
         run_threshold,
@@ -380,7 +381,7 @@ def _evaluate(args: argparse.Namespace, ctx: Any) -> int:
         write_json,
     )
     from .features import cached_features, default_cache_dir, extract, folder_key, split_key
-    from .training import file_hash, load_classifier, pick_device
+    from .training import load_classifier, pick_device
 
     if args.samples is None and not args.dataset_metrics:
         raise MetricsError("evaluate: pass --samples DIR, --dataset-metrics, or both")
@@ -403,18 +404,11 @@ def _evaluate(args: argparse.Namespace, ctx: Any) -> int:
         lo, hi = args.threshold_fixed
         if not 0 <= lo < hi <= 1:
             raise MetricsError(f"--threshold-fixed LO HI: need 0 <= LO < HI <= 1; got {lo} {hi}")
-    if thresholding:
-        known = directions_of(metrics)
-        if args.threshold_metric not in known:
-            raise MetricsError(
-                f"--threshold-metric {args.threshold_metric!r}: no metric reports it "
-                f"(known: {', '.join(sorted(known))})"
-            )
+    objective = metric_reporting(metrics, args.threshold_metric) if thresholding else None
     files = wav_files(args.samples) if args.samples is not None else []
 
     device = pick_device(args.device)
-    model, payload = load_classifier(args.classifier, device)
-    digest = file_hash(args.classifier)
+    model, payload, digest = load_classifier(args.classifier, device)
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     name = args.dataset or payload["dataset"]["name"]
     base = payload["dataset"]["config"] if args.dataset is None else {}
@@ -465,8 +459,9 @@ def _evaluate(args: argparse.Namespace, ctx: Any) -> int:
             fixed = None
             if args.threshold_fixed is not None:
                 fixed = (float(args.threshold_fixed[0]), float(args.threshold_fixed[1]))
+            assert objective is not None
             cutoffs, kept = run_threshold(
-                metrics,
+                objective,
                 samples,
                 loglik,
                 reference,
@@ -500,7 +495,7 @@ def _evaluate(args: argparse.Namespace, ctx: Any) -> int:
     shares = {"train (labels)": train_share, **shares}
     report["directions"] = directions_of(metrics)
     report["rows"] = rows
-    report["class_shares"] = {"labels": labels, **{k: v for k, v in shares.items()}}
+    report["class_shares"] = {"labels": labels, **shares}
     report["features_from_cache"] = reused
     output.mkdir(parents=True, exist_ok=True)
     write_class_chart(output / "class_distribution.png", labels, shares)

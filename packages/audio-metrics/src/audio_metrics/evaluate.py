@@ -65,8 +65,21 @@ def directions_of(metrics: Mapping[str, Metric]) -> dict[str, Direction]:
     return out
 
 
+def metric_reporting(metrics: Mapping[str, Metric], key: str) -> Metric:
+    """The metric that reports ``key`` (the thresholding objective).
+
+    Raises:
+        MetricsError: none does (the message lists what can be chosen).
+    """
+    for metric in metrics.values():
+        if key in metric.directions:
+            return metric
+    known = ", ".join(sorted(directions_of(metrics)))
+    raise MetricsError(f"--threshold-metric {key!r}: no metric reports it (known: {known})")
+
+
 def run_threshold(
-    metrics: Mapping[str, Metric],
+    metric: Metric,
     samples: Features,
     loglik: NDArray[np.float64],
     reference: Features,
@@ -75,15 +88,11 @@ def run_threshold(
     seed: int,
     fixed: tuple[float, float] | None,
 ) -> tuple[Cutoffs, Features]:
-    owner = [m for m in metrics.values() if key in m.directions]
-    if not owner:
-        known = ", ".join(sorted(directions_of(metrics)))
-        raise MetricsError(f"--threshold-metric {key!r}: no metric reports it (known: {known})")
     try:
         return threshold(
             samples,
             loglik,
-            metric=owner[0],
+            metric=metric,
             key=key,
             reference=reference,
             rng=np.random.default_rng([seed, 1_000_003]),

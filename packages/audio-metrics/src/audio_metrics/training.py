@@ -7,6 +7,7 @@ without being told) and the training history. It is written atomically.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -208,23 +209,18 @@ def train_classifier(
     return best
 
 
-def file_hash(path: Path) -> str:
-    """SHA-256 of a file's bytes (the classifier's identity in caches and metrics.json)."""
-    from audio_core.runner.files import sha256_of
-
-    return sha256_of(path)
-
-
-def load_classifier(path: Path, device: torch.device) -> tuple[SC09Classifier, dict[str, Any]]:
-    """The classifier in a checkpoint, in evaluation mode, and the checkpoint's payload.
+def load_classifier(path: Path, device: torch.device) -> tuple[SC09Classifier, dict[str, Any], str]:
+    """The classifier in a checkpoint, in evaluation mode, the checkpoint's payload and the
+    SHA-256 of its bytes (the classifier's identity in caches and metrics.json).
 
     Raises:
         MetricsError: missing or unreadable file, or not a classifier checkpoint.
     """
     if not path.is_file():
         raise MetricsError(f"{path}: no such classifier checkpoint")
+    data = path.read_bytes()
     try:
-        payload = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
         raise MetricsError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or payload.get("kind") != KIND:
@@ -237,4 +233,4 @@ def load_classifier(path: Path, device: torch.device) -> tuple[SC09Classifier, d
     raw["widths"] = tuple(raw["widths"])
     model = SC09Classifier(ClassifierConfig(**raw), len(payload["labels"]))
     model.load_state_dict(payload["model"])
-    return model.to(device).eval(), payload
+    return model.to(device).eval(), payload, hashlib.sha256(data).hexdigest()
