@@ -62,6 +62,22 @@ def run_cases(script: str, names: Iterable[str]) -> dict[str, Any]:
     return results
 
 
+def run(
+    script: str,
+    args: Any,
+    run_case: Callable[[str, Any], dict[str, Any]],
+    names: Iterable[str],
+    benchmark: str,
+    sizes: dict[str, int],
+) -> None:
+    """A benchmark's main: inside a ``--case`` child, run that case and print its JSON; in the
+    parent, run every case in its own interpreter and print the report."""
+    if args.case:
+        print(json.dumps(run_case(args.case, args)))
+        return
+    report(benchmark, args.device, sizes, run_cases(script, names))
+
+
 def report(benchmark: str, device: str, sizes: dict[str, int], results: dict[str, Any]) -> None:
     """Print the JSON report: device, versions, date, sizes, per-case results."""
     import torch

@@ -19,7 +19,6 @@ min and max wall time in seconds and the throughput.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import time
 from typing import Any
@@ -130,16 +129,8 @@ def main() -> None:
     )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.case:
-        print(json.dumps(run_case(args.case, args)))
-        return
-    results = _bench.run_cases(__file__, args.models)
-    _bench.report(
-        "generation",
-        args.device,
-        {"batch": args.batch, "length": args.length, "steps": args.steps},
-        results,
-    )
+    sizes = {"batch": args.batch, "length": args.length, "steps": args.steps}
+    _bench.run(__file__, args, run_case, args.models, "generation", sizes)
 
 
 if __name__ == "__main__":

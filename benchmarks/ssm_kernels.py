@@ -17,7 +17,6 @@ min and max wall time in seconds and the throughput.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 from typing import Any
 
@@ -86,16 +85,8 @@ def main() -> None:
     parser.add_argument("--kernels", nargs="+", default=["s4", "s4d"], choices=["s4", "s4d"])
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.case:
-        print(json.dumps(run_case(args.case, args)))
-        return
-    results = _bench.run_cases(__file__, args.kernels)
-    _bench.report(
-        "ssm_kernels",
-        args.device,
-        {"batch": args.batch, "d_model": args.d_model, "length": args.length},
-        results,
-    )
+    sizes = {"batch": args.batch, "d_model": args.d_model, "length": args.length}
+    _bench.run(__file__, args, run_case, args.kernels, "ssm_kernels", sizes)
 
 
 if __name__ == "__main__":

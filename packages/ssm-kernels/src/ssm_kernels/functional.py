@@ -131,14 +131,20 @@ def vandermonde_conj_ref(v: Tensor, x: Tensor, L: int, offset: int = 0) -> Tenso
 MIN_TRUNCATION_GAP = 1e-3
 
 
+def _bilinear_log(w: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
+    """``(2/dt - w, log a)`` in complex128, ``a = (2/dt + w) / (2/dt - w)``."""
+    two_dt = (2.0 / dt.double()).unsqueeze(-1)  # (H, 1)
+    w64 = w.to(torch.complex128)
+    denom = two_dt - w64
+    return denom, torch.log((two_dt + w64) / denom)
+
+
 def truncation_gap(w: Tensor, dt: Tensor, L: int) -> float:
     """``min |1 - a^L|`` over the modes, ``a = (2/dt + w) / (2/dt - w)``: how far the
     discretised modes are from repeating after ``L`` steps. :func:`cauchy_roots_conj`
     divides by it."""
     with torch.no_grad():
-        two_dt = (2.0 / dt.double()).unsqueeze(-1)
-        w64 = w.detach().to(torch.complex128)
-        log_a = torch.log((two_dt + w64) / (two_dt - w64))
+        _, log_a = _bilinear_log(w.detach(), dt.detach())
         return float(torch.expm1(L * log_a).abs().min())
 
 
@@ -163,11 +169,8 @@ def cauchy_roots_conj(v: Tensor, w: Tensor, dt: Tensor, L: int) -> Tensor:
         ``(*T, H, L // 2 + 1)`` complex, equal to ``cauchy_conj(v, 2/dt (1 - z), w, 1 + z)``.
     """
     out_dtype = torch.promote_types(v.dtype, w.dtype)
-    v, w = v.to(torch.complex128), w.to(torch.complex128)
-    two_dt = (2.0 / dt.double()).unsqueeze(-1)  # (H, 1)
-    denom = two_dt - w
-    log_a = torch.log((two_dt + w) / denom)
-    c = v / (denom * -torch.expm1(L * log_a))
+    denom, log_a = _bilinear_log(w, dt)
+    c = v.to(torch.complex128) / (denom * -torch.expm1(L * log_a))
     sums: Tensor = torch.fft.rfft(vandermonde_conj(c, log_a, L, dtype=out_dtype), n=L)
     return sums
 
