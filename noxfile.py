@@ -2,7 +2,8 @@
 
 - ``tests(package='X')``: one package's tests in a virtualenv holding only that package, the
   siblings it declares (read from its pyproject.toml) and its ``test`` extra;
-- ``lint``: ruff check and ruff format --check over the whole repository;
+- ``lint``: ruff check and ruff format --check over the whole repository, then the
+  architecture contracts (import-linter, ``[tool.importlinter]`` in pyproject.toml);
 - ``typecheck``: mypy --strict over every package and the example plugin;
 - ``integration``: every package plus the example plugin, end-to-end ``audio-run`` runs.
 
@@ -79,16 +80,20 @@ def tests(session: nox.Session, package: str) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff: lint rules and formatting."""
-    install(session, "ruff")
+    """ruff (lint rules and formatting) and import-linter (the architecture contracts)."""
+    install(session, "ruff", "import-linter")
+    # The contracts read the packages' source: install them without their dependencies.
+    paths = [arg for p in (*(f"packages/{p}" for p in PACKAGES), EXAMPLE) for arg in ("-e", p)]
+    session.install("--no-deps", *paths)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")
 
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on every package and the example plugin."""
-    install(session, "mypy", editable=(*(f"packages/{p}" for p in PACKAGES), EXAMPLE))
+    install(session, "mypy", "pytest", editable=(*(f"packages/{p}" for p in PACKAGES), EXAMPLE))
     modules = [
         path.parent.name
         for path in sorted(ROOT.glob("packages/*/src/*/__init__.py"))

@@ -77,7 +77,7 @@ def test_every_command_explains_itself(capsys, command: str) -> None:
 
 def test_version(capsys) -> None:
     status, out, _ = run(capsys, "--version")
-    assert (status, out.strip()) == (0, "audio-run 0.1.0")
+    assert (status, out.strip()) == (0, "audio-run 0.2.0")
 
 
 def test_the_bare_form_trains_and_names_a_missing_target(
@@ -127,7 +127,7 @@ def test_config_prints_toml_that_reads_back_identically(capsys, toy, tmp_path: P
         capsys, *toy, "config", "--model", "toy", "--dataset", "tones", "model.pool=[2, 2]"
     )
     assert status == 0
-    assert first.startswith("# Resolved by audio-run (sashimi-audio-core 0.1.0)")
+    assert first.startswith("# Resolved by audio-run (sashimi-audio-core 0.2.0)")
     assert '[model]\nname = "toy"\nd_model = 64\npool = [\n    2,\n    2,\n]' in first
     saved = tmp_path / "run.toml"
     saved.write_text(first)
@@ -179,7 +179,7 @@ def test_plugins_json_describes_each_plugin(capsys, toy, hello) -> None:
     core = by_name["sashimi-audio-core"]
     assert (core["distribution"], core["version"], core["source"]) == (
         "sashimi-audio-core",
-        "0.1.0",
+        "0.2.0",
         "builtin",
     )
     assert core["provides"]["commands"] == ["config", "generate", "list", "plugins", "train"]
@@ -190,6 +190,7 @@ def test_plugins_json_describes_each_plugin(capsys, toy, hello) -> None:
         "models": ["toy"],
         "datasets": ["tones"],
         "metrics": [],
+        "presets": [],
         "commands": [],
     }
     assert by_name["hello_cli"]["provides"]["commands"] == ["hello"]

@@ -27,6 +27,7 @@ def test_the_hooks_are_the_ones_the_design_names() -> None:
         "register_kernels",
         "register_metrics",
         "register_models",
+        "register_presets",
     ]
 
 

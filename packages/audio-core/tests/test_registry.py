@@ -19,7 +19,7 @@ from audio_core import (
     make_plugin_manager,
 )
 from audio_core.hookspecs import PROJECT_NAME
-from audio_core.plugins import AudioPluginManager
+from audio_core.manager import AudioPluginManager
 
 
 @frozen
@@ -213,6 +213,6 @@ def test_unknown_names_suggest_and_list_the_installed_ones(registry: Registry) -
 def test_an_unknown_kind_is_a_value_error(registry: Registry) -> None:
     with pytest.raises(
         ValueError,
-        match="kind must be one of kernels, backbones, models, datasets, metrics; got 'model'",
+        match="kind must be one of kernels, backbones, models, datasets, metrics, presets; got",
     ):
         registry.specs("model")  # type: ignore[arg-type]

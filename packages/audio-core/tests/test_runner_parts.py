@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audio_core.io import atomic_write, write_text
 from audio_core.runner.checkpoint import (
     SCHEMA,
     CheckpointError,
@@ -17,7 +18,7 @@ from audio_core.runner.checkpoint import (
     load_model_state,
     save_checkpoint,
 )
-from audio_core.runner.files import MetricsLog, atomic_write, loss_curve_svg, write_text
+from audio_core.runner.logs import MetricsLog, loss_curve_svg
 from audio_core.runner.schedule import LRSchedule
 
 
@@ -89,9 +90,12 @@ def test_checkpoints_round_trip_and_check_their_schema(tmp_path: Path) -> None:
     assert data["step"] == 3
     torch.save({"schema": 99}, tmp_path / "old.pt")
     with pytest.raises(
-        CheckpointError, match=r"checkpoint schema 99, this audio-run reads schema 1"
+        CheckpointError, match=r"checkpoint schema 99, this audio-run reads schema 2"
     ):
         load_checkpoint(tmp_path / "old.pt")
+    torch.save({"schema": 1}, tmp_path / "v01.pt")
+    with pytest.raises(CheckpointError, match=r"schema 1 \(audio-run 0.1\).*retrain"):
+        load_checkpoint(tmp_path / "v01.pt")
     with pytest.raises(CheckpointError, match=r"no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")

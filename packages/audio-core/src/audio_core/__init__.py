@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from .commands import CommandContext, CommandHandler, add_run_options
 from .config import (
+    BackboneChoice,
     Choice,
     DatasetChoice,
     GenerateConfig,
+    KernelChoice,
     ModelChoice,
     OptimizerConfig,
     OutputConfig,
@@ -20,9 +22,16 @@ from .config import (
     SchedulerConfig,
     TrainConfig,
 )
-from .errors import ConfigError, PluginError, ProblemsError, RegistryError
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    PluginError,
+    ProblemsError,
+    RegistryError,
+    TrainingError,
+)
 from .hookspecs import PROJECT_NAME, hookimpl
-from .plugins import (
+from .manager import (
     BUILTIN_NAME,
     ENTRY_POINT_GROUP,
     AudioPluginManager,
@@ -31,13 +40,16 @@ from .plugins import (
 )
 from .registry import Registry, UnknownNameError
 from .specs import (
+    ENGINES,
     KINDS,
     BackboneSpec,
     DatasetSpec,
+    Engine,
     KernelSpec,
     Kind,
     MetricSpec,
     ModelSpec,
+    PresetSpec,
     Spec,
     TargetImportError,
 )
@@ -63,11 +75,14 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BUILTIN_NAME",
+    "ENGINES",
     "ENTRY_POINT_GROUP",
     "KINDS",
     "PROJECT_NAME",
     "AudioPluginManager",
+    "BackboneChoice",
     "BackboneSpec",
+    "CheckpointError",
     "Choice",
     "CommandContext",
     "CommandHandler",
@@ -75,7 +90,9 @@ __all__ = [
     "ConfigValueError",
     "DatasetChoice",
     "DatasetSpec",
+    "Engine",
     "GenerateConfig",
+    "KernelChoice",
     "KernelSpec",
     "Kind",
     "MetricSpec",
@@ -85,6 +102,7 @@ __all__ = [
     "OutputConfig",
     "PluginError",
     "PluginInfo",
+    "PresetSpec",
     "ProblemsError",
     "Registry",
     "RegistryError",
@@ -93,6 +111,7 @@ __all__ = [
     "Spec",
     "TargetImportError",
     "TrainConfig",
+    "TrainingError",
     "UnknownNameError",
     "add_run_options",
     "hookimpl",

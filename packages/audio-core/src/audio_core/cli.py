@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from ._suggest import did_you_mean
 from .commands import CommandContext
 from .errors import PluginError, ProblemsError
-from .plugins import ENV_DISABLE, ENV_PLUGINS, make_plugin_manager
+from .manager import ENV_DISABLE, ENV_PLUGINS, make_plugin_manager
 from .specs import TargetImportError
 
 PROG = "audio-run"

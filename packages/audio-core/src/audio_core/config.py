@@ -18,11 +18,12 @@ import attrs
 from attrs import Factory, field, frozen
 from attrs import validators as v
 
-from .specs import Kind
+from .specs import Kind, Spec
 
 OptimizerName = Literal["adamw", "adam", "sgd"]
 SchedulerName = Literal["plateau", "cosine", "constant"]
 Precision = Literal["fp32", "bf16"]
+ClipAlgorithm = Literal["norm", "value"]
 Split = Literal["train", "val", "test"]
 
 
@@ -72,7 +73,9 @@ class TrainConfig:
     ``val_every``: validate every so many steps, ``0`` for once per epoch; ``val_batches``:
     batches per validation, ``0`` for the whole split; ``checkpoint_every``: write ``last``
     every so many steps, ``0`` for at each validation only; ``log_every``: steps per line of the
-    metrics log; ``grad_clip``: clip the gradient norm to this value, ``0`` for off;
+    metrics log; ``grad_clip``: clip the gradients to this value, ``0`` for off, by their global
+    ``norm`` or element-wise by ``value`` (``grad_clip_algorithm``, the reference's SampleRNN
+    uses ``value``);
     ``num_workers``: DataLoader worker processes; ``sample_at_end``: after training, generate
     this many clips from the best checkpoint with the ``generate`` settings (``0``: none).
     """
@@ -86,6 +89,7 @@ class TrainConfig:
     seed: int = field(default=0, validator=v.ge(0))
     precision: Precision = field(default="fp32", validator=one_of(Precision))
     grad_clip: float = field(default=0.0, validator=v.ge(0.0))
+    grad_clip_algorithm: ClipAlgorithm = field(default="norm", validator=one_of(ClipAlgorithm))
     val_batches: int = field(default=0, validator=v.ge(0))
     checkpoint_every: int = field(default=0, validator=v.ge(0))
     log_every: int = field(default=10, validator=v.gt(0))
@@ -151,16 +155,39 @@ class OutputConfig:
 
 @frozen(kw_only=True)
 class Choice:
-    """A ``model`` or ``dataset`` section: the chosen registry ``name`` and its ``config``.
+    """A pluggable part chosen by name: the ``model`` and ``dataset`` sections, and nested
+    parts such as ``model.kernel`` or ``model.backbone``.
 
     In TOML and in overrides the section is flat: ``name`` beside the record's own fields
-    (``[model] name = "sashimi"  d_model = 64``; ``model.d_model=64``).
+    (``[model] name = "sashimi"  d_model = 64``; ``[model.kernel] name = "s4d"``;
+    ``model.kernel.d_state=32``). Structuring looks ``name`` up in the registry, validates
+    the other keys with the record's own config class and keeps the record in ``spec``, so
+    :meth:`build` calls the record's target.
+
+    Attributes:
+        name: the record's registry name.
+        config: an instance of the record's ``config_cls``.
+        spec: the record (not compared, not written: it follows from ``name``).
     """
 
     kind: ClassVar[Kind]
 
     name: str
     config: Any
+    spec: Spec | None = field(default=None, eq=False, repr=False)
+
+    def build(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the record's ``target`` with ``config`` and the given arguments.
+
+        Raises:
+            ValueError: the choice was made by hand without a ``spec``.
+        """
+        if self.spec is None:
+            raise ValueError(
+                f"{self.kind[:-1]} {self.name!r} has no record (spec); structure the config "
+                "through a registry or pass spec= when making the choice by hand"
+            )
+        return self.spec.load_target()(self.config, *args, **kwargs)
 
 
 @frozen(kw_only=True)
@@ -175,6 +202,20 @@ class DatasetChoice(Choice):
     """The ``dataset`` section; ``config`` is an instance of the dataset's ``config_cls``."""
 
     kind: ClassVar[Kind] = "datasets"
+
+
+@frozen(kw_only=True)
+class KernelChoice(Choice):
+    """A kernel part (``[model.kernel]``); ``config`` is the kernel's own ``config_cls``."""
+
+    kind: ClassVar[Kind] = "kernels"
+
+
+@frozen(kw_only=True)
+class BackboneChoice(Choice):
+    """A backbone part (``[model.backbone]``); ``config`` is the backbone's ``config_cls``."""
+
+    kind: ClassVar[Kind] = "backbones"
 
 
 @frozen(kw_only=True)

@@ -8,6 +8,7 @@ reported at their field's path (cattrs alone reports them at the class).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, time
 from pathlib import Path
@@ -64,6 +65,8 @@ def _structure_int(value: Any, _: type) -> int:
 def _structure_float(value: Any, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigValueError(f"expected a number, got {describe(value)}")
+    if not math.isfinite(value):
+        raise ConfigValueError(f"expected a finite number, got {describe(value)}")
     return float(value)
 
 
@@ -161,6 +164,7 @@ def _make_attrs_hook_factory(
         def structure(value: Any, _: type) -> Any:
             if not isinstance(value, Mapping):
                 raise ConfigValueError(f"expected a table, got {describe(value)}")
+            value = _default_part_names(value, cl)
             try:
                 return base(value, cl)
             except ClassValidationError as exc:
@@ -169,6 +173,27 @@ def _make_attrs_hook_factory(
         return structure
 
     return factory
+
+
+def _is_choice(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, Choice)
+
+
+def _default_part_names(value: Mapping[str, Any], cl: type) -> Mapping[str, Any]:
+    """A nested part table given without ``name`` (``model.kernel.d_state=32``) keeps the
+    name of the field's default part (``s4``)."""
+    filled: dict[str, Any] | None = None
+    for a in attrs.fields(cl):
+        given = value.get(a.name)
+        if (
+            _is_choice(a.type)
+            and isinstance(given, Mapping)
+            and "name" not in given
+            and isinstance(a.default, Choice)
+        ):
+            filled = dict(value) if filled is None else filled
+            filled[a.name] = {"name": a.default.name, **given}
+    return value if filled is None else filled
 
 
 def _locate_validator_failure(
@@ -206,9 +231,15 @@ def _make_choice_hook(
     converter: Converter, registry: Registry | None
 ) -> Callable[[Any, type[Choice]], Choice]:
     def structure_choice(value: Any, cl: type[Choice]) -> Choice:
+        noun, flag = cl.kind[:-1], "--" + cl.kind[:-1]
+        if isinstance(value, str) and cl.kind in ("kernels", "backbones"):
+            raise ConfigValueError(
+                f"expected a table, got {describe(value)}: since audio-run 0.2 a {noun} is a "
+                f"table, write {noun}.name = {value!r} (its own options, such as d_state, go "
+                "in the same table)"
+            )
         if not isinstance(value, Mapping):
             raise ConfigValueError(f"expected a table, got {describe(value)}")
-        noun, flag = cl.kind[:-1], "--" + cl.kind[:-1]
         name = value.get("name")
         if registry is None:
             raise ConfigValueError(f"cannot resolve a {noun} name without a registry")
@@ -230,7 +261,7 @@ def _make_choice_hook(
         except (ConfigValueError, UnknownNameError) as exc:
             raise _fail_at(cl, "name", str, exc) from None
         fields = {k: v for k, v in value.items() if k != "name"}
-        return cl(name=spec.name, config=converter.structure(fields, spec.config_cls))
+        return cl(name=spec.name, config=converter.structure(fields, spec.config_cls), spec=spec)
 
     return structure_choice
 
@@ -255,10 +286,9 @@ def make_converter(registry: Registry | None = None) -> Converter:
         _is_tuple, lambda t: [converter.unstructure(x) for x in t]
     )
     converter.register_structure_hook_factory(attrs.has, _make_attrs_hook_factory(converter))
-    is_choice = lambda t: isinstance(t, type) and issubclass(t, Choice)  # noqa: E731
-    converter.register_structure_hook_func(is_choice, _make_choice_hook(converter, registry))
+    converter.register_structure_hook_func(_is_choice, _make_choice_hook(converter, registry))
     converter.register_unstructure_hook_func(
-        is_choice, lambda c: {"name": c.name, **converter.unstructure(c.config)}
+        _is_choice, lambda c: {"name": c.name, **converter.unstructure(c.config)}
     )
     return converter
 
@@ -275,19 +305,41 @@ def _walk(exc: BaseException, path: ConfigPath) -> Iterator[tuple[ConfigPath, Ba
         yield path, exc
 
 
+def _part_hint(cl: Any, key: str) -> str:
+    """``" — did you mean 'kernel.d_state'? ..."`` when ``key`` is a field of one of the
+    default parts of ``cl`` (the flat kernel options of audio-run 0.1)."""
+    if not attrs.has(cl):
+        return ""
+    for a in attrs.fields(cl):
+        default = a.default
+        if (
+            isinstance(default, Choice)
+            and attrs.has(type(default.config))
+            and key in {f.name for f in attrs.fields(type(default.config))}
+        ):
+            return (
+                f" — did you mean '{a.name}.{key}'? ({a.name} options live in their own "
+                f"table since audio-run 0.2)"
+            )
+    return ""
+
+
 def render_path(path: ConfigPath) -> str:
     """``("model", "pool", 1)`` -> ``"$.model.pool[1]"``."""
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
 
 
 def error_lines(
-    exc: BaseException, origin: Callable[[ConfigPath], str | None] = lambda path: None
+    exc: BaseException,
+    origin: Callable[[ConfigPath], str | None] = lambda path: None,
+    prefix: ConfigPath = (),
 ) -> list[str]:
     """One line per problem in a structuring error: ``<what> @ $.<path>[ — hint][ (from X)]``.
 
     Args:
         exc: what the converter raised.
         origin: names the source that set a path (a file, a flag, an override), if known.
+        prefix: the path of the structured value inside a larger config (e.g. ``("is",)``).
     """
 
     def source(path: ConfigPath) -> str:
@@ -295,12 +347,13 @@ def error_lines(
         return f" (from {found})" if found else ""
 
     lines: list[str] = []
-    for path, leaf in _walk(exc, ()):
+    for path, leaf in _walk(exc, prefix):
         if isinstance(leaf, ForbiddenExtraKeysError):
             known = [a.name for a in attrs.fields(leaf.cl)] if attrs.has(leaf.cl) else []
             lines.extend(
                 f"extra fields found ({extra}) @ {render_path(path)}"
-                f"{did_you_mean(extra, known)}{source((*path, extra))}"
+                f"{_part_hint(leaf.cl, extra) or did_you_mean(extra, known)}"
+                f"{source((*path, extra))}"
                 for extra in sorted(leaf.extra_fields)
             )
             continue

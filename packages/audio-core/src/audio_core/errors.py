@@ -23,3 +23,12 @@ class RegistryError(ProblemsError):
 
 class ConfigError(ProblemsError):
     """An invalid configuration, or a configuration source that cannot be read."""
+
+
+class TrainingError(ProblemsError):
+    """A run that cannot start or continue (bad run folder, diverged loss, empty split), or a
+    generation that cannot run."""
+
+
+class CheckpointError(ProblemsError):
+    """A checkpoint that cannot be used (missing, wrong schema, mismatched keys)."""

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 import pluggy
 
-from .specs import BackboneSpec, DatasetSpec, KernelSpec, MetricSpec, ModelSpec
+from .specs import BackboneSpec, DatasetSpec, KernelSpec, MetricSpec, ModelSpec, PresetSpec
 
 #: The pluggy project name, which is also the entry-point group.
 PROJECT_NAME = "audio_run"
@@ -66,6 +66,15 @@ def register_datasets() -> Iterable[DatasetSpec]:  # type: ignore[empty-body]
 @hookspec
 def register_metrics() -> Iterable[MetricSpec]:  # type: ignore[empty-body]
     """Return the evaluation metrics this plugin provides, as :class:`~audio_core.MetricSpec`."""
+
+
+@hookspec
+def register_presets() -> Iterable[PresetSpec]:  # type: ignore[empty-body]
+    """Return named run configurations, as :class:`~audio_core.PresetSpec` records.
+
+    ``audio-run --preset NAME`` starts from one (the reference's experiments, e.g.
+    ``sashimi-sc09``); ``audio-run list presets`` lists them.
+    """
 
 
 @hookspec

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 
+from .core_commands import register_core_commands
 from .hookspecs import hookimpl
 
 
 @hookimpl
 def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``train``, ``config``, ``list`` and ``plugins``."""
-    from .commands import register_core_commands
-
+    """Add ``train``, ``generate``, ``config``, ``list`` and ``plugins``."""
     register_core_commands(subparsers)

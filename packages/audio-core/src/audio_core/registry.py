@@ -11,7 +11,7 @@ import pluggy
 
 from ._suggest import did_you_mean
 from .errors import RegistryError
-from .plugins import ENV_DISABLE, PluginInfo, plugin_info
+from .origins import ENV_DISABLE, PluginInfo, plugin_info
 from .specs import (
     KINDS,
     SPEC_CLASSES,
@@ -21,6 +21,7 @@ from .specs import (
     Kind,
     MetricSpec,
     ModelSpec,
+    PresetSpec,
     Spec,
 )
 
@@ -98,6 +99,11 @@ class Registry:
     def metrics(self) -> Mapping[str, MetricSpec]:
         """Metric records by name."""
         return cast(Mapping[str, MetricSpec], self._specs["metrics"])
+
+    @property
+    def presets(self) -> Mapping[str, PresetSpec]:
+        """Preset records by name."""
+        return cast(Mapping[str, PresetSpec], self._specs["presets"])
 
     def specs(self, kind: Kind) -> Mapping[str, Spec]:
         """Records of one kind by name, sorted."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,8 @@ class RawConfig:
 
 def merge_sources(
     *,
+    base: Mapping[str, Any] | None = None,
+    base_origin: str = "the saved config",
     files: Sequence[Path] = (),
     model: str | None = None,
     dataset: str | None = None,
@@ -139,11 +141,16 @@ def merge_sources(
 ) -> RawConfig:
     """Merge the sources in precedence order into one :class:`RawConfig`.
 
+    ``base`` (plain data, e.g. the config saved in a checkpoint) comes first, below every
+    file; its values are reported as set by ``base_origin``.
+
     Raises:
         ConfigError: a file cannot be read or parsed, an override is malformed, or a value
             would replace a table's parent (one line for the first such problem).
     """
     raw = RawConfig()
+    if base is not None:
+        raw.set((), dict(base), base_origin)
     for path in files:
         raw.set((), load_toml(path), str(path))
     if model is not None:
@@ -174,6 +181,8 @@ def structure_run_config(raw: RawConfig, registry: Registry) -> RunConfig:
 def resolve_run_config(
     registry: Registry,
     *,
+    base: Mapping[str, Any] | None = None,
+    base_origin: str = "the saved config",
     files: Sequence[Path] = (),
     model: str | None = None,
     dataset: str | None = None,
@@ -184,8 +193,53 @@ def resolve_run_config(
     Raises:
         ConfigError: one line per problem.
     """
-    raw = merge_sources(files=files, model=model, dataset=dataset, overrides=overrides)
+    raw = merge_sources(
+        base=base,
+        base_origin=base_origin,
+        files=files,
+        model=model,
+        dataset=dataset,
+        overrides=overrides,
+    )
     return structure_run_config(raw, registry)
+
+
+def sections_of(overrides: Sequence[str], allowed: Sequence[str]) -> RawConfig:
+    """``KEY=VALUE`` overrides for commands with their own sections (``evaluate``'s
+    ``is.splits=2``, ``dataset.root=x``), merged as :func:`merge_sources` merges them.
+
+    Raises:
+        ConfigError: an override is malformed or names no allowed section.
+    """
+    raw = merge_sources(overrides=overrides)
+    for key in raw.data:
+        if key not in allowed or not isinstance(raw.data[key], dict):
+            token = raw.origin((key,)) or key
+            known = ", ".join(sorted(allowed))
+            raise ConfigError([f"{token}: the key must start with one of {known} and a field"])
+    return raw
+
+
+def structure_section(
+    registry: Registry,
+    raw: RawConfig,
+    section: str,
+    cls: type[Any],
+    *,
+    base: Mapping[str, Any] | None = None,
+) -> Any:
+    """Structure ``raw``'s ``section`` (on top of ``base``, plain values) as ``cls`` with the
+    project's converter, reporting problems at ``$.<section>...`` with who set them.
+
+    Raises:
+        ConfigError: one line per problem.
+    """
+    data = {**(base or {}), **raw.data.get(section, {})}
+    try:
+        return make_converter(registry).structure(data, cls)
+    except (BaseValidationError, ValueError, TypeError) as exc:
+        lines = error_lines(exc, lambda path: raw.origin((section, *path)), (section,))
+        raise ConfigError(lines) from None
 
 
 def unstructure(config: RunConfig) -> dict[str, Any]:

@@ -15,8 +15,14 @@ from typing import Any, ClassVar, Literal, get_args
 import attrs
 from attrs import field, frozen
 
-Kind = Literal["kernels", "backbones", "models", "datasets", "metrics"]
+Kind = Literal["kernels", "backbones", "models", "datasets", "metrics", "presets"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
+
+#: How a model's generation steps are computed (``audio-run generate --engine``): ``auto``
+#: picks the fastest one the model supports here; ``eager`` is the model's own step (every
+#: model has it); ``compiled`` is a fused step in C on the CPU.
+Engine = Literal["auto", "eager", "compiled"]
+ENGINES: tuple[Engine, ...] = get_args(Engine)
 
 #: Names and aliases: lower case, start with a letter or digit, then letters, digits, ``.``,
 #: ``_`` or ``-`` (kebab-case is the convention: ``s4d``, ``sc09-synth``).
@@ -121,11 +127,31 @@ class BackboneSpec(Spec):
     kind: ClassVar[Kind] = "backbones"
 
 
+def _engines(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 @frozen(kw_only=True)
 class ModelSpec(Spec):
-    """A trainable model: what ``--model`` and the ``[model]`` config section choose."""
+    """A trainable model: what ``--model`` and the ``[model]`` config section choose.
+
+    Attributes:
+        engines: the generation engines the model's ``generate`` supports besides ``auto``
+            (default ``("eager",)``; see :data:`ENGINES`). ``audio-run generate --engine``
+            refuses any other in one line, before anything is loaded.
+    """
 
     kind: ClassVar[Kind] = "models"
+
+    engines: tuple[str, ...] = field(default=("eager",), converter=_engines)
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        bad = [e for e in self.engines if e not in ENGINES or e == "auto"]
+        if bad or "eager" not in self.engines:
+            allowed = ", ".join(e for e in ENGINES if e != "auto")
+            found.append(f"engines {self.engines!r} must include 'eager' and name only {allowed}")
+        return found
 
 
 @frozen(kw_only=True)
@@ -142,6 +168,40 @@ class MetricSpec(Spec):
     kind: ClassVar[Kind] = "metrics"
 
 
+@frozen(kw_only=True)
+class PresetOptions:
+    """A preset has no options of its own: it *is* options (its ``config_cls``)."""
+
+
+@frozen(kw_only=True)
+class PresetSpec(Spec):
+    """A named run configuration (``audio-run --preset NAME``), e.g. one of the reference's
+    experiments: ``target`` names a function returning the configuration as plain data (the
+    form of a ``--config`` TOML file), lowest in precedence after the defaults.
+
+    ``config_cls`` defaults to :class:`PresetOptions` (presets take no options).
+    """
+
+    kind: ClassVar[Kind] = "presets"
+
+    config_cls: type[Any] = PresetOptions
+
+    def load(self) -> dict[str, Any]:
+        """The preset's configuration data.
+
+        Raises:
+            TargetImportError: the target cannot be imported.
+            TypeError: it did not return a table.
+        """
+        data = self.load_target()()
+        if not isinstance(data, dict):
+            raise TypeError(
+                f"preset {self.name!r}: {self.target} returned {type(data).__name__}, not a table"
+            )
+        return data
+
+
 SPEC_CLASSES: dict[Kind, type[Spec]] = {
-    cls.kind: cls for cls in (KernelSpec, BackboneSpec, ModelSpec, DatasetSpec, MetricSpec)
+    cls.kind: cls
+    for cls in (KernelSpec, BackboneSpec, ModelSpec, DatasetSpec, MetricSpec, PresetSpec)
 }

@@ -16,13 +16,14 @@ import sys
 import tomllib
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, distribution, distributions, entry_points
+from pathlib import Path
 from typing import Any
 
 import attrs
 import tomli_w
 
 from .converter import make_converter
-from .plugins import ENTRY_POINT_GROUP, make_plugin_manager
+from .manager import ENTRY_POINT_GROUP, make_plugin_manager
 from .registry import Registry
 from .specs import Spec
 
@@ -111,29 +112,35 @@ def check_wiring(dist: str) -> None:
     Registry.from_plugin_manager(pm)  # every record valid, no duplicate names
 
 
-def check_config_roundtrip(config: Any) -> None:
+def check_config_roundtrip(config: Any, registry: Registry | None = None) -> None:
     """``config`` survives unstructure -> TOML -> structure with the project's converter.
+
+    Parts chosen by name inside it (``kernel``, ``backbone``) are resolved through
+    ``registry`` (default: one built from every installed plugin).
 
     Raises:
         AssertionError: the value changed on the way, naming both.
     """
     assert attrs.has(type(config)), f"{config!r} is not an attrs instance"
-    converter = make_converter()
+    if registry is None:
+        registry = Registry.from_plugin_manager(make_plugin_manager())
+    converter = make_converter(registry)
     data = converter.unstructure(config)
     text = tomli_w.dumps(data)
     back = converter.structure(tomllib.loads(text), type(config))
     assert back == config, f"round trip changed {config!r} into {back!r} (via TOML {text!r})"
 
 
-def check_spec(spec: Spec) -> None:
-    """A record is valid, its config builds from defaults and round-trips through TOML.
+def check_spec(spec: Spec, registry: Registry | None = None) -> None:
+    """A record is valid, its config builds from defaults and round-trips through TOML
+    (named parts resolved through ``registry``, default: every installed plugin's).
 
     Raises:
         AssertionError: listing the record's problems or the failed round trip.
     """
     problems = spec.problems()
     assert not problems, f"{spec.kind[:-1]} {spec.name!r}: " + "; ".join(problems)
-    check_config_roundtrip(spec.config_cls())
+    check_config_roundtrip(spec.config_cls(), registry)
 
 
 _PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", flags=re.DOTALL)
@@ -203,3 +210,41 @@ def modules_imported_by_cli(
     except json.JSONDecodeError:
         raise AssertionError(f"audio-run {' '.join(argv)} crashed:\n{result.stderr}") from None
     return int(report["status"] or 0), set(report["modules"])
+
+
+#: Set to 1 (CI does) to turn a missing reference-fixture folder into a failure.
+REFERENCE_REQUIRED = "SASHIMI_REFERENCE_REQUIRED"
+#: Points at the reference-fixture folder when it is not ``<checkout>/../shared/reference``.
+REFERENCE_DIR = "SASHIMI_REFERENCE_DIR"
+
+
+def reference_dir(anchor: str | Path, *parts: str) -> Path:
+    """The fixtures made by running the reference implementations (``../shared/reference``
+    beside the checkout holding ``anchor``, or ``$SASHIMI_REFERENCE_DIR``), joined with
+    ``parts``.
+
+    A user's clone has no such folder: the calling test is skipped with the reason, unless
+    ``SASHIMI_REFERENCE_REQUIRED=1`` (CI), which makes it fail instead.
+    """
+    import os
+
+    import pytest
+
+    base: Path | None = None
+    if os.environ.get(REFERENCE_DIR):
+        base = Path(os.environ[REFERENCE_DIR])
+    else:
+        for parent in Path(anchor).resolve().parents:
+            if (parent / "noxfile.py").is_file():
+                base = parent.parent / "shared" / "reference"
+                break
+    path = base.joinpath(*parts) if base is not None else None
+    if path is None or not path.exists():
+        reason = (
+            f"reference fixtures not found ({path or 'no checkout above ' + str(anchor)}); "
+            f"set {REFERENCE_DIR}, or see ../shared/reference/README.md"
+        )
+        if os.environ.get(REFERENCE_REQUIRED) == "1":
+            pytest.fail(f"{reason} ({REFERENCE_REQUIRED}=1)")
+        pytest.skip(reason)
+    return path

@@ -15,15 +15,23 @@ from typing import Any
 
 import torch
 
-from audio_core.errors import ProblemsError
+from audio_core.errors import CheckpointError
+from audio_core.io import atomic_write
 
-from .files import atomic_write
+#: Version of the checkpoint layout. 2 (audio-run 0.2): nested kernel / backbone tables in
+#: the config and the reference-exact model layouts. Schema 1 files (audio-run 0.1) are
+#: refused with a message saying how to go on.
+SCHEMA = 2
 
-SCHEMA = 1
-
-
-class CheckpointError(ProblemsError):
-    """A checkpoint that cannot be used (missing, wrong schema, mismatched keys)."""
+__all__ = [
+    "SCHEMA",
+    "CheckpointError",
+    "load_checkpoint",
+    "load_model_state",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+]
 
 
 def rng_state() -> dict[str, Any]:
@@ -70,6 +78,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError([f"{path}: not a readable checkpoint ({exc})"]) from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         found = data.get("schema") if isinstance(data, dict) else None
+        if found == 1:
+            raise CheckpointError(
+                [
+                    f"{path}: checkpoint schema 1 (audio-run 0.1), whose model layouts were "
+                    "replaced by the reference's in 0.2; retrain with the run's config.toml "
+                    "(move kernel options into [model.kernel], see docs/decisions.md), or "
+                    "import a reference checkpoint with `audio-run checkpoint import`"
+                ]
+            )
         raise CheckpointError(
             [f"{path}: checkpoint schema {found!r}, this audio-run reads schema {SCHEMA}"]
         )

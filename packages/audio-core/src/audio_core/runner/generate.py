@@ -6,102 +6,111 @@ first (``0000_ll-12345.678.wav``: rank, then the log-likelihood in nats), plus
 and the settings, and ``codes.pt`` (the exact classes, one row per clip in rank order).
 Everything is written to a temporary sibling folder that is renamed into place at the end: an
 output folder is complete or absent, and an existing one is replaced only with ``--force``.
+
+Two steps: :func:`sample` runs the model (:class:`Sampled` holds the result), then
+:func:`write_samples` writes the folder.
 """
 
 from __future__ import annotations
 
 import csv
-import inspect
 import io
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
-import wave
 from pathlib import Path
 from typing import Any, TextIO
 
 import torch
+from attrs import frozen
 
-from audio_core.config import RunConfig
+from audio_core.config import GenerateConfig, RunConfig
+from audio_core.errors import TrainingError
+from audio_core.io import check_replaceable, replacing_dir, write_wav
 from audio_core.registry import Registry
+from audio_core.specs import ModelSpec
 
-from .checkpoint import load_checkpoint, load_model_state
-from .train import TrainingError
+from .checkpoint import load_model_state
 
-
-def write_wav(path: Path, samples: torch.Tensor, sample_rate: int) -> None:
-    """Mono 16-bit PCM with the standard library's ``wave``."""
-    pcm = (samples.clamp(-1, 1) * 32767).round().to(torch.int16).numpy().tobytes()
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(sample_rate)
-        handle.writeframes(pcm)
+LN2 = 0.6931471805599453
 
 
-def generate(
-    checkpoint: Path,
-    config: RunConfig,
-    registry: Registry,
-    *,
-    output: Path,
-    force: bool = False,
-    progress: bool = True,
-    out: TextIO | None = None,
-    engine: str = "auto",
-) -> Path:
-    """Generate per ``config.generate`` from ``checkpoint`` into ``output``; returns it.
+def check_engine(registry: Registry, model_name: str, engine: str) -> None:
+    """Refuse, before any work, an engine the model's record does not list.
 
-    ``engine`` is passed to the model's ``generate`` (``auto``, ``eager``, ``compiled`` for the
-    audio-models ones); a model whose ``generate`` takes no engine runs its own way and only
-    accepts ``auto`` or ``eager``.
+    Raises:
+        TrainingError: naming the model and the engines it supports.
     """
-    out = out if out is not None else sys.stdout
-    gen_cfg = config.generate
-    if output.exists() and not force:
-        raise TrainingError([f"{output} already exists; pass --force to replace it"])
-    ckpt = load_checkpoint(checkpoint)
-    model = registry.get("models", config.model.name).load_target()(config.model.config)
-    load_model_state(model, ckpt["model"], checkpoint)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(device).eval()
-    table: torch.Tensor = ckpt["decode_table"]
-    sample_rate = int(ckpt["sample_rate"])
-    total = gen_cfg.n_samples * gen_cfg.n_reps
-    prefix = None
-    sources: list[int | None] = [None] * total
-    if gen_cfg.l_prefix:
-        data = registry.get("datasets", config.dataset.name).load_target()(config.dataset.config)
-        split = data.split(gen_cfg.split)
-        if len(split) < gen_cfg.n_samples:
-            raise TrainingError(
-                [
-                    f"generate.n_samples={gen_cfg.n_samples} prefixes asked for, but the "
-                    f"{gen_cfg.split} split has {len(split)} examples"
-                ]
-            )
-        firsts = torch.stack([split[i][0][: gen_cfg.l_prefix] for i in range(gen_cfg.n_samples)])
-        prefix = firsts.repeat_interleave(gen_cfg.n_reps, dim=0).to(device)
-        sources = [i // gen_cfg.n_reps for i in range(total)]
-    from tqdm import tqdm
-
-    takes_engine = "engine" in inspect.signature(model.generate).parameters
-    if not takes_engine and engine not in ("auto", "eager"):
+    spec = registry.get("models", model_name)
+    engines = spec.engines if isinstance(spec, ModelSpec) else ("eager",)
+    if engine != "auto" and engine not in engines:
         raise TrainingError(
-            [f"--engine {engine}: model {config.model.name!r} has one generation path (eager)"]
+            [f"--engine {engine}: model {model_name!r} supports {', '.join(engines)} (or auto)"]
         )
+
+
+@frozen
+class Sampled:
+    """Clips generated from a model, in generation order.
+
+    Attributes:
+        samples: ``(n, length)`` class indices. log_likelihood: ``(n,)`` float64 (nats).
+        prefix_len: leading samples given rather than sampled. sources: per clip, the index
+            of the example its prefix came from (``None`` when unconditional).
+        engine: how the steps were computed. device: where. seconds: wall time of sampling.
+    """
+
+    samples: torch.Tensor
+    log_likelihood: torch.Tensor
+    prefix_len: int
+    sources: list[int | None]
+    engine: str
+    device: str
+    seconds: float
+
+
+def _prefixes(
+    config: RunConfig, device: torch.device
+) -> tuple[torch.Tensor | None, list[int | None]]:
+    gen = config.generate
+    total = gen.n_samples * gen.n_reps
+    if not gen.l_prefix:
+        return None, [None] * total
+    split = config.dataset.build().split(gen.split)
+    if len(split) < gen.n_samples:
+        raise TrainingError(
+            [
+                f"generate.n_samples={gen.n_samples} prefixes asked for, but the "
+                f"{gen.split} split has {len(split)} examples"
+            ]
+        )
+    firsts = torch.stack([split[i][0][: gen.l_prefix] for i in range(gen.n_samples)])
+    prefix = firsts.repeat_interleave(gen.n_reps, dim=0).to(device)
+    return prefix, [i // gen.n_reps for i in range(total)]
+
+
+def sample(
+    model: Any,
+    config: RunConfig,
+    *,
+    engine: str = "auto",
+    progress: bool = True,
+) -> Sampled:
+    """Generate per ``config.generate`` with a built, loaded ``model``."""
+    gen = config.generate
+    device = next(model.parameters()).device
+    prefix, sources = _prefixes(config, device)
+    total = gen.n_samples * gen.n_reps
     print(
-        f"generating {total} clips of {gen_cfg.l_sample} samples on {device} (engine {engine})",
+        f"generating {total} clips of {gen.l_sample} samples on {device} (engine {engine})",
         file=sys.stderr,
     )
-    options = {"engine": engine} if takes_engine else {}
-    generator = torch.Generator(device=device).manual_seed(gen_cfg.seed)
+    from tqdm import tqdm
+
+    generator = torch.Generator(device=device).manual_seed(gen.seed)
     start = time.perf_counter()
     with tqdm(
-        total=total * gen_cfg.l_sample,
+        total=total * gen.l_sample,
         unit="sample",
         unit_scale=True,
         desc="generate",
@@ -109,80 +118,142 @@ def generate(
     ) as bar:
         result = model.generate(
             total,
-            gen_cfg.l_sample,
+            gen.l_sample,
             prefix=prefix,
-            temperature=gen_cfg.temperature,
-            top_p=gen_cfg.top_p,
-            batch=gen_cfg.n_batch,
+            temperature=gen.temperature,
+            top_p=gen.top_p,
+            batch=gen.n_batch,
             generator=generator,
             progress=bar.update,
-            **options,
+            engine=engine,
         )
-    elapsed = time.perf_counter() - start
-    engine = str(getattr(result, "engine", "eager"))
-    print(f"engine: {engine}", file=sys.stderr)
-    samples = result.samples.cpu()
-    loglik = result.log_likelihood.cpu()
+    seconds = time.perf_counter() - start
+    used = str(getattr(result, "engine", "eager"))
+    print(f"engine: {used}", file=sys.stderr)
+    return Sampled(
+        samples=result.samples.cpu(),
+        log_likelihood=result.log_likelihood.cpu(),
+        prefix_len=int(result.prefix_len),
+        sources=sources,
+        engine=used,
+        device=str(device),
+        seconds=seconds,
+    )
+
+
+def _settings(
+    sampled: Sampled, gen: GenerateConfig, config: RunConfig, *, checkpoint: str, step: Any
+) -> dict[str, Any]:
+    total = gen.n_samples * gen.n_reps
+    return {
+        "checkpoint": checkpoint,
+        "step": step,
+        "model": config.model.name,
+        "dataset": config.dataset.name,
+        "seed": gen.seed,
+        "n_samples": gen.n_samples,
+        "n_reps": gen.n_reps,
+        "l_sample": gen.l_sample,
+        "l_prefix": gen.l_prefix,
+        "split": gen.split,
+        "temperature": gen.temperature,
+        "top_p": gen.top_p,
+        "n_batch": gen.n_batch,
+        "engine": sampled.engine,
+        "device": sampled.device,
+        "seconds": sampled.seconds,
+        "samples_per_s": total * gen.l_sample / max(sampled.seconds, 1e-9),
+    }
+
+
+def write_samples(
+    sampled: Sampled,
+    *,
+    table: torch.Tensor,
+    sample_rate: int,
+    settings: dict[str, Any],
+    n_reps: int,
+    conditional: bool,
+    output: Path,
+    force: bool,
+) -> list[dict[str, Any]]:
+    """Write the wavs (ranked by log-likelihood, lowest first), ``codes.pt`` and the
+    manifests into ``output``, atomically; returns the manifest rows."""
+    loglik = sampled.log_likelihood
     order = torch.argsort(loglik)  # lowest first, as the reference sorts
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.tmp-"))
-    try:
-        rows: list[dict[str, Any]] = []
-        n_generated = gen_cfg.l_sample - result.prefix_len
+    n_generated = sampled.samples.shape[1] - sampled.prefix_len
+    rows: list[dict[str, Any]] = []
+    with replacing_dir(output, force=force) as tmp:
         for rank, index in enumerate(order.tolist()):
             ll = float(loglik[index])
             name = f"{rank:04d}_ll{ll:+.3f}.wav"
-            write_wav(tmp / name, table[samples[index]], sample_rate)
+            write_wav(tmp / name, table[sampled.samples[index]], sample_rate)
             rows.append(
                 {
                     "file": name,
                     "rank": rank,
                     "index": index,
                     "log_likelihood": ll,
-                    "bits_per_sample": -ll / max(1, n_generated) / 0.6931471805599453,
-                    "prefix_example": sources[index],
-                    "rep": index % gen_cfg.n_reps if gen_cfg.l_prefix else None,
+                    "bits_per_sample": -ll / max(1, n_generated) / LN2,
+                    "prefix_example": sampled.sources[index],
+                    "rep": index % n_reps if conditional else None,
                 }
             )
-        settings = {
-            "checkpoint": str(checkpoint),
-            "step": ckpt.get("step"),
-            "model": config.model.name,
-            "dataset": config.dataset.name,
-            "seed": gen_cfg.seed,
-            "n_samples": gen_cfg.n_samples,
-            "n_reps": gen_cfg.n_reps,
-            "l_sample": gen_cfg.l_sample,
-            "l_prefix": gen_cfg.l_prefix,
-            "split": gen_cfg.split,
-            "temperature": gen_cfg.temperature,
-            "top_p": gen_cfg.top_p,
-            "n_batch": gen_cfg.n_batch,
-            "sample_rate": sample_rate,
-            "engine": engine,
-            "device": str(device),
-            "seconds": elapsed,
-            "samples_per_s": total * gen_cfg.l_sample / max(elapsed, 1e-9),
-        }
-        torch.save(samples[order].to(torch.int32), tmp / "codes.pt")  # exact classes, ranked
-        (tmp / "manifest.json").write_text(
-            json.dumps({"settings": settings, "clips": rows}, indent=2)
-        )
+        torch.save(sampled.samples[order].to(torch.int32), tmp / "codes.pt")
+        manifest = {"settings": {**settings, "sample_rate": sample_rate}, "clips": rows}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
         (tmp / "manifest.csv").write_text(buffer.getvalue())
-        if output.exists():
-            old = output.parent / f".{output.name}.old-{os.getpid()}"
-            os.replace(output, old)
-            shutil.rmtree(old)
-        os.replace(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return rows
+
+
+def generate(
+    ckpt: dict[str, Any],
+    config: RunConfig,
+    registry: Registry,
+    *,
+    checkpoint: Path,
+    output: Path,
+    force: bool = False,
+    progress: bool = True,
+    out: TextIO | None = None,
+    engine: str = "auto",
+) -> Path:
+    """Generate per ``config.generate`` from a loaded checkpoint ``ckpt`` (read from
+    ``checkpoint``) into ``output``; returns it.
+
+    Raises:
+        TrainingError: the output cannot be written, or the engine does not apply.
+    """
+    out = out if out is not None else sys.stdout
+    try:
+        check_replaceable(output, force=force)
+    except FileExistsError as exc:
+        raise TrainingError([str(exc)]) from None
+    check_engine(registry, config.model.name, engine)
+    model = config.model.build()
+    load_model_state(model, ckpt["model"], checkpoint)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
+    sampled = sample(model, config, engine=engine, progress=progress)
+    gen = config.generate
+    settings = _settings(sampled, gen, config, checkpoint=str(checkpoint), step=ckpt.get("step"))
+    write_samples(
+        sampled,
+        table=ckpt["decode_table"],
+        sample_rate=int(ckpt["sample_rate"]),
+        settings=settings,
+        n_reps=gen.n_reps,
+        conditional=bool(gen.l_prefix),
+        output=output,
+        force=force,
+    )
     print(
-        f"wrote {total} clips to {output} ({settings['samples_per_s']:,.0f} samples/s); "
+        f"wrote {gen.n_samples * gen.n_reps} clips to {output} "
+        f"({settings['samples_per_s']:,.0f} samples/s); "
         f"log-likelihoods in {output / 'manifest.csv'}",
         file=out,
     )

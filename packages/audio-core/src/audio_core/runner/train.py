@@ -26,13 +26,17 @@ from types import FrameType
 from typing import Any, TextIO
 
 import torch
+from attrs import asdict, define
 from torch import nn
 
 from audio_core.config import RunConfig
-from audio_core.errors import ProblemsError
+from audio_core.errors import TrainingError
+from audio_core.io import write_text
 from audio_core.optim import param_groups
+from audio_core.protocols import DATASET_MEMBERS, MODEL_MEMBERS, missing_members
 from audio_core.registry import Registry
 from audio_core.resolve import to_toml, unstructure
+from audio_core.versions import package_versions
 
 from .checkpoint import (
     load_checkpoint,
@@ -41,12 +45,10 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .files import MetricsLog, loss_curve_svg, package_versions, write_text
+from .logs import MetricsLog, loss_curve_svg
 from .schedule import LRSchedule
 
-
-class TrainingError(ProblemsError):
-    """A run that cannot start or continue (bad run folder, diverged loss, empty split)."""
+__all__ = ["Trainer", "TrainingError", "build_components", "default_run_dir", "distributed"]
 
 
 def _one(message: str) -> TrainingError:
@@ -74,13 +76,26 @@ class _Stop:
 
 
 def build_components(config: RunConfig, registry: Registry) -> tuple[nn.Module, Any]:
-    """The model and the dataset the config names, built by their plugins."""
-    data = registry.get("datasets", config.dataset.name).load_target()(config.dataset.config)
-    model = registry.get("models", config.model.name).load_target()(config.model.config)
-    if not isinstance(model, nn.Module) or not hasattr(model, "loss"):
+    """The model and the dataset the config names, built by their plugins.
+
+    Raises:
+        TrainingError: a part lacks what the runner needs (named, with the missing members).
+    """
+    del registry  # the choices carry their records
+    data = config.dataset.build()
+    lacking = missing_members(data, DATASET_MEMBERS)
+    if lacking:
+        raise _one(
+            f"dataset {config.dataset.name!r} built a {type(data).__name__}, which lacks "
+            f"{', '.join(lacking)}; a dataset target must return an object with "
+            f"{', '.join(DATASET_MEMBERS)} (see audio_core.protocols.AudioDataset)"
+        )
+    model = config.model.build()
+    lacking = missing_members(model, MODEL_MEMBERS)
+    if not isinstance(model, nn.Module) or lacking:
         raise _one(
             f"model {config.model.name!r} built a {type(model).__name__}, not a torch module "
-            "with loss(x); its plugin's target must return one"
+            f"with {', '.join(MODEL_MEMBERS)}; its plugin's target must return one"
         )
     return model, data
 
@@ -88,7 +103,7 @@ def build_components(config: RunConfig, registry: Registry) -> tuple[nn.Module, 
 def decode_table(data: Any) -> torch.Tensor:
     """Waveform value of every class (kept in checkpoints so generation needs no dataset)."""
     n = 2 ** int(data.encoding.bits)
-    table: torch.Tensor = data.encoding.decode(torch.arange(n)).float()
+    table: torch.Tensor = torch.as_tensor(data.encoding.decode(torch.arange(n))).float()
     return table
 
 
@@ -96,8 +111,23 @@ def _collate(batch: list[tuple[torch.Tensor, int]]) -> torch.Tensor:
     return torch.stack([codes for codes, _ in batch])
 
 
+@define
+class TrainState:
+    """Where a run is: what a checkpoint records besides the weights and RNG states."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0  # position inside the epoch
+    best_val: float = math.inf
+
+
 class Trainer:
-    """One training run (see the module notes). ``run()`` returns the exit status."""
+    """One training run (see the module notes). ``run()`` returns the exit status.
+
+    The steps, in order: :meth:`_check_dir`, :meth:`_build`, :meth:`_create_dir`,
+    :meth:`_restore` (``--resume``), :meth:`_train` (the loop: :meth:`_step`,
+    :meth:`_log_window`, :meth:`_validate`, :meth:`_checkpoint`) and :meth:`_finish`.
+    """
 
     def __init__(
         self,
@@ -115,6 +145,8 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.main = self.rank == 0
+        self.state = TrainState()
+        self.last = run_dir / "checkpoints" / "last.pt"
 
     # -- setup -------------------------------------------------------------------------------
     def _seed(self) -> None:
@@ -130,8 +162,13 @@ class Trainer:
 
     def _check_dir(self) -> None:
         """Refuse a run folder that cannot be used, before anything is built or written."""
-        ckpt = self.run_dir / "checkpoints" / "last.pt"
-        if self.resume and not ckpt.is_file():
+        batch = self.config.train.batch_size
+        if batch % self.world:
+            raise _one(
+                f"train.batch_size={batch} must be a multiple of the {self.world} processes "
+                "(it is the global batch)"
+            )
+        if self.resume and not self.last.is_file():
             raise _one(f"{self.run_dir}: no checkpoints/last.pt to resume from")
         if not self.resume and self.main and self.run_dir.exists() and any(self.run_dir.iterdir()):
             raise _one(
@@ -139,15 +176,33 @@ class Trainer:
                 f"`audio-run train --resume {self.run_dir}` or choose another output.name"
             )
 
-    def _create_dir(self) -> None:
-        """Write config and versions once setup has succeeded: a run that cannot start
-        leaves no folder behind (which would block a retry with the same name)."""
-        if self.main and not self.resume:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_text(self.run_dir / "config.toml", to_toml(self.config))
-            write_text(self.run_dir / "versions.json", json.dumps(package_versions(), indent=2))
-        if self.world > 1:
-            torch.distributed.barrier()
+    def _build(self) -> None:
+        """The model, data, optimizer and schedule, on this process's device."""
+        cfg = self.config.train
+        self.model, self.data = build_components(self.config, self.registry)
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device)
+        self.optimizer = self._optimizer(self.model)
+        self.schedule = LRSchedule(
+            self.optimizer,
+            name=cfg.scheduler.name,
+            warmup_steps=cfg.scheduler.warmup_steps,
+            max_steps=cfg.max_steps,
+            patience=cfg.scheduler.patience,
+            factor=cfg.scheduler.factor,
+            min_lr=cfg.scheduler.min_lr,
+        )
+        self.train_set, self.val_set = self.data.split("train"), self.data.split("val")
+        self.n_batches = len(self.train_set) // cfg.batch_size
+        if self.n_batches == 0:
+            raise _one(
+                f"dataset {self.config.dataset.name!r}: the train split has "
+                f"{len(self.train_set)} examples, fewer than train.batch_size={cfg.batch_size}; "
+                "lower the batch size"
+            )
+        self.table = decode_table(self.data)
+        self.total_steps = cfg.max_steps or self.n_batches * cfg.max_epochs
 
     def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         opt = self.config.train.optimizer
@@ -157,6 +212,31 @@ class Trainer:
         if opt.name == "adam":
             return torch.optim.Adam(groups, lr=opt.lr, betas=opt.betas)
         return torch.optim.SGD(groups, lr=opt.lr, momentum=opt.betas[0])
+
+    def _create_dir(self) -> None:
+        """Write config and versions once setup has succeeded: a run that cannot start
+        leaves no folder behind (which would block a retry with the same name)."""
+        board = self._tensorboard()  # may refuse (no tensorboard): before anything is written
+        if self.main and not self.resume:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_text(self.run_dir / "config.toml", to_toml(self.config))
+            write_text(self.run_dir / "versions.json", json.dumps(package_versions(), indent=2))
+        if self.world > 1:
+            torch.distributed.barrier()
+        self.log = MetricsLog(self.run_dir / "metrics.jsonl", tensorboard=board)
+
+    def _restore(self) -> None:
+        """Load ``last.pt``: weights, optimizer, schedule, position and every RNG state."""
+        ckpt = load_checkpoint(self.last)
+        load_model_state(self.model, ckpt["model"], self.last)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.schedule.load_state_dict(ckpt["schedule"])
+        self.state = TrainState(**{k: ckpt[k] for k in asdict(TrainState())})
+        set_rng_state(ckpt["rng"])
+        self.schedule.apply(self.state.step)
+        if self.main:
+            self.log.truncate_after(self.state.step)
+            print(f"resuming {self.run_dir} at step {self.state.step}", file=sys.stderr)
 
     def _batches(self, n: int, epoch: int) -> list[list[int]]:
         """This process's index lists for ``epoch``: a seeded permutation cut into global
@@ -170,215 +250,215 @@ class Trainer:
             for b in range(n // bs)
         ]
 
-    # -- the loop ----------------------------------------------------------------------------
+    # -- the run -----------------------------------------------------------------------------
     def run(self) -> int:
-        cfg = self.config.train
-        if cfg.batch_size % self.world:
-            raise _one(
-                f"train.batch_size={cfg.batch_size} must be a multiple of the {self.world} "
-                "processes (it is the global batch)"
-            )
         self._check_dir()
         self._seed()
-        model, data = build_components(self.config, self.registry)
-        device = torch.device(
-            f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
-        )
-        model.to(device)
-        optimizer = self._optimizer(model)
-        schedule = LRSchedule(
-            optimizer,
-            name=cfg.scheduler.name,
-            warmup_steps=cfg.scheduler.warmup_steps,
-            max_steps=cfg.max_steps,
-            patience=cfg.scheduler.patience,
-            factor=cfg.scheduler.factor,
-            min_lr=cfg.scheduler.min_lr,
-        )
-        train_set, val_set = data.split("train"), data.split("val")
-        n_batches = len(train_set) // cfg.batch_size
-        if n_batches == 0:
-            raise _one(
-                f"dataset {self.config.dataset.name!r}: the train split has {len(train_set)} "
-                f"examples, fewer than train.batch_size={cfg.batch_size}; lower the batch size"
-            )
-        state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_val": math.inf}
-        board = self._tensorboard()
+        self._build()
         self._create_dir()
-        log = MetricsLog(self.run_dir / "metrics.jsonl", tensorboard=board)
-        last = self.run_dir / "checkpoints" / "last.pt"
-        table = decode_table(data)
         if self.resume:
-            ckpt = load_checkpoint(last)
-            load_model_state(model, ckpt["model"], last)
-            optimizer.load_state_dict(ckpt["optimizer"])
-            schedule.load_state_dict(ckpt["schedule"])
-            state = {k: ckpt[k] for k in state}
-            set_rng_state(ckpt["rng"])
-            schedule.apply(state["step"])
-            if self.main:
-                log.truncate_after(state["step"])
-                print(f"resuming {self.run_dir} at step {state['step']}", file=sys.stderr)
-        train_model: nn.Module = model
+            self._restore()
+        self.train_model: nn.Module = self.model
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
-            train_model = DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None
-            )
-
-        def payload() -> dict[str, Any]:
-            return {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
-                **state,
-                "rng": rng_state(),
-                "config": unstructure(self.config),
-                "versions": package_versions(),
-                "decode_table": table,
-                "sample_rate": int(data.sample_rate),
-                "model_name": self.config.model.name,
-                "dataset_name": self.config.dataset.name,
-            }
-
-        def checkpoint(name: str) -> None:
-            if self.main:
-                save_checkpoint(self.run_dir / "checkpoints" / f"{name}.pt", payload())
-            if self.world > 1:
-                torch.distributed.barrier()
-
-        def validate() -> float:
-            model.eval()
-            total, count = 0.0, 0
-            loader = torch.utils.data.DataLoader(
-                val_set,
-                batch_size=cfg.batch_size,
-                shuffle=False,
-                collate_fn=_collate,
-                num_workers=cfg.num_workers,
-            )
-            with torch.no_grad(), self._autocast(device):
-                for i, x in enumerate(loader):
-                    if cfg.val_batches and i >= cfg.val_batches:
-                        break
-                    total += float(model.loss(x.to(device)).bits) * x.shape[0]  # type: ignore[operator]
-                    count += x.shape[0]
-            model.train()
-            return total / max(1, count)
-
-        total_steps = cfg.max_steps or n_batches * cfg.max_epochs
-        bar = self._bar(total_steps, state["step"])
-        window: list[float] = []
-        window_start = time.perf_counter()
-        samples_per_step = cfg.batch_size * int(data.sample_len)
-        status = 0
-        model.train()
-        with _Stop() as stop:
-            while not self._done(state, n_batches):
-                epoch = state["epoch"]
-                batches = self._batches(len(train_set), epoch)[state["batch"] :]
-                loader = torch.utils.data.DataLoader(
-                    train_set,
-                    batch_sampler=batches,
-                    collate_fn=_collate,
-                    num_workers=cfg.num_workers,
-                    generator=torch.Generator().manual_seed(cfg.seed + epoch),
-                )
-                for x in loader:
-                    loss = self._step(train_model, optimizer, x.to(device), device)
-                    if not math.isfinite(loss):
-                        good = (
-                            f"the last good checkpoint is {last}"
-                            if last.exists()
-                            else "no checkpoint was written yet"
-                        )
-                        raise _one(
-                            f"the training loss is {loss} at step {state['step'] + 1}; stopping "
-                            f"({good}; try a lower train.optimizer.lr or train.grad_clip)"
-                        )
-                    state["step"] += 1
-                    state["batch"] += 1
-                    schedule.apply(state["step"])
-                    window.append(loss)
-                    step = state["step"]
-                    if step % cfg.log_every == 0 or step == total_steps:
-                        elapsed = time.perf_counter() - window_start
-                        rate = len(window) * samples_per_step / max(elapsed, 1e-9)
-                        record = {
-                            "step": step,
-                            "epoch": epoch,
-                            "train_bits": sum(window) / len(window),
-                            "lr": optimizer.param_groups[0]["lr"],
-                            "samples_per_s": rate,
-                            "time": datetime.datetime.now().isoformat(timespec="seconds"),
-                        }
-                        if self.main:
-                            log.write(record)
-                        bar.set_postfix(
-                            bits=f"{record['train_bits']:.3f}", samples_s=f"{rate:,.0f}"
-                        )
-                        window, window_start = [], time.perf_counter()
-                    bar.update(1)
-                    end_of_epoch = state["batch"] == n_batches
-                    if end_of_epoch:
-                        state["epoch"] += 1
-                        state["batch"] = 0
-                    if (cfg.val_every and step % cfg.val_every == 0) or (
-                        not cfg.val_every and end_of_epoch
-                    ):
-                        val = validate()
-                        schedule.validated(val)
-                        if self.main:
-                            log.write({"step": step, "epoch": epoch, "val_bits": val})
-                            write_text(self.run_dir / "loss_curve.svg", loss_curve_svg(log.read()))
-                        if val < state["best_val"]:
-                            state["best_val"] = val
-                            checkpoint("best")
-                        checkpoint("last")
-                    elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                        checkpoint("last")
-                    if stop.signal is not None:
-                        checkpoint("last")
-                        name = signal.Signals(stop.signal).name
-                        print(
-                            f"{name}: wrote {last} at step {step}; resume with "
-                            f"`audio-run train --resume {self.run_dir}`",
-                            file=sys.stderr,
-                        )
-                        status = 128 + stop.signal
-                        break
-                    if self._done(state, n_batches):
-                        break
-                if status:
-                    break
-        bar.close()
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
+        status = self._train()
         if status:
             return status
-        checkpoint("last")
-        if self.world > 1:
-            self._check_ranks_agree(model, log)
+        return self._finish()
+
+    def _train(self) -> int:
+        """The loop over epochs and batches; returns 0, or ``128 + signal`` when stopped."""
+        cfg = self.config.train
+        self.bar = self._bar(self.total_steps, self.state.step)
+        self.window: list[float] = []
+        self.window_start = time.perf_counter()
+        self.model.train()
+        try:
+            with _Stop() as stop:
+                while not self._done():
+                    epoch = self.state.epoch
+                    batches = self._batches(len(self.train_set), epoch)[self.state.batch :]
+                    loader = torch.utils.data.DataLoader(
+                        self.train_set,
+                        batch_sampler=batches,
+                        collate_fn=_collate,
+                        num_workers=cfg.num_workers,
+                        generator=torch.Generator().manual_seed(cfg.seed + epoch),
+                    )
+                    for x in loader:
+                        self._advance(self._step(x.to(self.device)), epoch)
+                        if stop.signal is not None:
+                            return self._stopped(stop.signal)
+                        if self._done():
+                            break
+        finally:
+            self.bar.close()
+        return 0
+
+    def _step(self, x: torch.Tensor) -> float:
+        """One optimizer step on batch ``x``; returns the loss in bits per sample.
+
+        Raises:
+            TrainingError: the loss is not finite (no step is taken).
+        """
+        optimizer = self.optimizer
+        optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            nats = self.train_model(x)
+        loss = nats.float() / math.log(2)
+        if not torch.isfinite(loss):
+            good = (
+                f"the last good checkpoint is {self.last}"
+                if self.last.exists()
+                else "no checkpoint was written yet"
+            )
+            raise _one(
+                f"the training loss is {float(loss)} at step {self.state.step + 1}; stopping "
+                f"({good}; try a lower train.optimizer.lr or train.grad_clip)"
+            )
+        loss.backward()
+        cfg = self.config.train
+        if cfg.grad_clip and cfg.grad_clip_algorithm == "norm":
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        elif cfg.grad_clip:
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        if self.world > 1:  # report the global mean loss on every rank
+            reduced = loss.detach().clone()
+            torch.distributed.all_reduce(reduced)
+            return float(reduced) / self.world
+        return float(loss.detach())
+
+    def _advance(self, loss: float, epoch: int) -> None:
+        """Count the step, log, and validate / checkpoint when due."""
+        cfg, state = self.config.train, self.state
+        state.step += 1
+        state.batch += 1
+        self.schedule.apply(state.step)
+        self.window.append(loss)
+        if state.step % cfg.log_every == 0 or state.step == self.total_steps:
+            self._log_window(epoch)
+        self.bar.update(1)
+        end_of_epoch = state.batch == self.n_batches
+        if end_of_epoch:
+            state.epoch += 1
+            state.batch = 0
+        if (cfg.val_every and state.step % cfg.val_every == 0) or (
+            not cfg.val_every and end_of_epoch
+        ):
+            self._validate_and_checkpoint(epoch)
+        elif cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
+            self._checkpoint("last")
+
+    def _log_window(self, epoch: int) -> None:
+        elapsed = time.perf_counter() - self.window_start
+        samples = len(self.window) * self.config.train.batch_size * int(self.data.sample_len)
+        rate = samples / max(elapsed, 1e-9)
+        record = {
+            "step": self.state.step,
+            "epoch": epoch,
+            "train_bits": sum(self.window) / len(self.window),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "samples_per_s": rate,
+            "time": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
         if self.main:
-            write_text(self.run_dir / "loss_curve.svg", loss_curve_svg(log.read()))
-            if cfg.sample_at_end:
+            self.log.write(record)
+        self.bar.set_postfix(bits=f"{record['train_bits']:.3f}", samples_s=f"{rate:,.0f}")
+        self.window, self.window_start = [], time.perf_counter()
+
+    def _validate_and_checkpoint(self, epoch: int) -> None:
+        val = self._validate()
+        self.schedule.validated(val)
+        if self.main:
+            self.log.write({"step": self.state.step, "epoch": epoch, "val_bits": val})
+            write_text(self.run_dir / "loss_curve.svg", loss_curve_svg(self.log.read()))
+        if val < self.state.best_val:
+            self.state.best_val = val
+            self._checkpoint("best")
+        self._checkpoint("last")
+
+    def _validate(self) -> float:
+        """Mean validation NLL in bits per sample (``train.val_batches`` batches, or all)."""
+        cfg = self.config.train
+        self.model.eval()
+        total, count = 0.0, 0
+        loader = torch.utils.data.DataLoader(
+            self.val_set,
+            batch_size=cfg.batch_size,
+            shuffle=False,
+            collate_fn=_collate,
+            num_workers=cfg.num_workers,
+        )
+        with torch.no_grad(), self._autocast():
+            for i, x in enumerate(loader):
+                if cfg.val_batches and i >= cfg.val_batches:
+                    break
+                loss: Any = self.model.loss(x.to(self.device))  # type: ignore[operator]
+                total += float(loss.bits) * x.shape[0]
+                count += x.shape[0]
+        self.model.train()
+        return total / max(1, count)
+
+    def _payload(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            **asdict(self.state),
+            "rng": rng_state(),
+            "config": unstructure(self.config),
+            "versions": package_versions(),
+            "decode_table": self.table,
+            "sample_rate": int(self.data.sample_rate),
+            "model_name": self.config.model.name,
+            "dataset_name": self.config.dataset.name,
+        }
+
+    def _checkpoint(self, name: str) -> None:
+        if self.main:
+            save_checkpoint(self.run_dir / "checkpoints" / f"{name}.pt", self._payload())
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def _stopped(self, signum: int) -> int:
+        """SIGINT / SIGTERM: write ``last.pt`` and say how to resume."""
+        self._checkpoint("last")
+        name = signal.Signals(signum).name
+        print(
+            f"{name}: wrote {self.last} at step {self.state.step}; resume with "
+            f"`audio-run train --resume {self.run_dir}`",
+            file=sys.stderr,
+        )
+        return 128 + signum
+
+    def _finish(self) -> int:
+        self._checkpoint("last")
+        if self.world > 1:
+            self._check_ranks_agree()
+        if self.main:
+            write_text(self.run_dir / "loss_curve.svg", loss_curve_svg(self.log.read()))
+            if self.config.train.sample_at_end:
                 self._sample_at_end()
-            best = state["best_val"]
             print(
-                f"trained {state['step']} steps; best validation NLL "
-                f"{best:.4f} bits per sample; run folder {self.run_dir}",
+                f"trained {self.state.step} steps; best validation NLL "
+                f"{self.state.best_val:.4f} bits per sample; run folder {self.run_dir}",
                 file=self.out,
             )
         return 0
 
-    def _check_ranks_agree(self, model: nn.Module, log: MetricsLog) -> None:
+    def _check_ranks_agree(self) -> None:
         """All-gather a fingerprint of the parameters: DDP must have kept every rank equal."""
         with torch.no_grad():
-            mine = torch.stack([p.double().sum() for p in model.parameters()]).sum()
+            mine = torch.stack([p.double().sum() for p in self.model.parameters()]).sum()
         prints = [torch.zeros_like(mine) for _ in range(self.world)]
         torch.distributed.all_gather(prints, mine)
         values = [float(p) for p in prints]
         if self.main:
-            log.write({"ddp_param_fingerprints": values})
+            self.log.write({"ddp_param_fingerprints": values})
         if len(set(values)) != 1:
             raise _one(f"DistributedDataParallel ranks diverged: parameter sums {values}")
 
@@ -391,9 +471,10 @@ class Trainer:
         source = ckpt_dir / "best.pt" if (ckpt_dir / "best.pt").exists() else ckpt_dir / "last.pt"
         gen = attrs.evolve(self.config.generate, n_samples=self.config.train.sample_at_end)
         generate(
-            source,
+            load_checkpoint(source),
             attrs.evolve(self.config, generate=gen),
             self.registry,
+            checkpoint=source,
             output=self.run_dir / "samples" / "final",
             force=True,
             progress=self.progress,
@@ -413,39 +494,16 @@ class Trainer:
             ) from None
         return SummaryWriter(str(self.run_dir / "tensorboard"))
 
-    def _done(self, state: dict[str, Any], n_batches: int) -> bool:
+    def _done(self) -> bool:
         cfg = self.config.train
-        if cfg.max_steps and state["step"] >= cfg.max_steps:
+        if cfg.max_steps and self.state.step >= cfg.max_steps:
             return True
-        return bool(cfg.max_epochs and state["epoch"] >= cfg.max_epochs)
+        return bool(cfg.max_epochs and self.state.epoch >= cfg.max_epochs)
 
-    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.config.train.precision == "bf16":
-            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
-
-    def _step(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        x: torch.Tensor,
-        device: torch.device,
-    ) -> float:
-        optimizer.zero_grad(set_to_none=True)
-        with self._autocast(device):
-            nats = model(x)
-        loss = nats.float() / math.log(2)
-        if not torch.isfinite(loss):
-            return float(loss.detach())
-        loss.backward()
-        if self.config.train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), self.config.train.grad_clip)
-        optimizer.step()
-        if self.world > 1:  # report the global mean loss on every rank
-            reduced = loss.detach().clone()
-            torch.distributed.all_reduce(reduced)
-            return float(reduced) / self.world
-        return float(loss.detach())
 
     def _bar(self, total: int, initial: int) -> Any:
         from tqdm import tqdm

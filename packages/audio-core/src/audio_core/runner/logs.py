@@ -1,67 +1,14 @@
-"""Run folders: atomic writes, package versions, the metrics log and the loss curve."""
+"""The run folder's logs: the metrics log (JSON lines) and the loss curve (SVG)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Mapping
-from importlib.metadata import distributions
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through a temporary file in the same folder, fsync, rename, fsync the
-    folder: readers see the old file or the complete new one, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-def sha256_of(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_text(path: Path, text: str) -> None:
-    data = text.encode()
-
-    def write(handle: IO[bytes]) -> None:
-        handle.write(data)
-
-    atomic_write(path, write)
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of every ``sashimi-*`` distribution, torch and Python."""
-    import platform
-
-    versions = {"python": platform.python_version()}
-    for dist in distributions():
-        name = dist.metadata["Name"]
-        if name and (name.startswith("sashimi-") or name in {"torch", "torchaudio"}):
-            versions[name] = dist.version
-    return dict(sorted(versions.items()))
+from audio_core.io import write_text
 
 
 class MetricsLog:

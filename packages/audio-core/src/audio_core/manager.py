@@ -10,53 +10,34 @@ import importlib
 import importlib.metadata
 import os
 from collections.abc import Mapping, Sequence
-from typing import Literal
 
 import pluggy
-from attrs import frozen
 
 from . import hookspecs
+from . import plugin as builtin
 from ._suggest import did_you_mean
 from .errors import PluginError
 from .hookspecs import PROJECT_NAME
+from .origins import (
+    BUILTIN_NAME,
+    ENTRY_POINT_GROUP,
+    ENV_DISABLE,
+    ENV_PLUGINS,
+    PluginInfo,
+    Source,
+    plugin_info,
+)
 
-#: Entry-point group scanned for plugins (the same string as the pluggy project name).
-ENTRY_POINT_GROUP = PROJECT_NAME
-#: Name under which audio-core registers its own plugin (also its entry-point name).
-BUILTIN_NAME = "sashimi-audio-core"
-#: Comma-separated plugin modules to register, as with ``--plugin``.
-ENV_PLUGINS = "AUDIO_RUN_PLUGINS"
-#: Comma-separated plugin names (entry-point names or module names) never to register.
-ENV_DISABLE = "AUDIO_RUN_DISABLE_PLUGINS"
-
-Source = Literal["builtin", "entry point", "--plugin", "AUDIO_RUN_PLUGINS", "direct"]
-
-
-@frozen(kw_only=True)
-class PluginInfo:
-    """Where a registered plugin came from.
-
-    Attributes:
-        name: the name it is registered under (the entry-point name, e.g.
-            ``"sashimi-ssm-kernels"``, or the module name for ``--plugin`` modules).
-        module: the module (or ``module:attr``) that holds its hook implementations.
-        source: how it was registered.
-        dist: the distribution that ships it, or ``None`` (a module on ``PYTHONPATH``).
-        version: that distribution's version, or ``None``.
-    """
-
-    name: str
-    module: str
-    source: Source
-    dist: str | None = None
-    version: str | None = None
-
-    @property
-    def label(self) -> str:
-        """``dist==version``, or ``module NAME`` for plugins outside any distribution."""
-        if self.dist is not None:
-            return f"{self.dist}=={self.version}"
-        return f"module {self.module}"
+__all__ = [
+    "BUILTIN_NAME",
+    "ENTRY_POINT_GROUP",
+    "ENV_DISABLE",
+    "ENV_PLUGINS",
+    "AudioPluginManager",
+    "PluginInfo",
+    "make_plugin_manager",
+    "plugin_info",
+]
 
 
 def _one_line(text: str) -> str:
@@ -135,21 +116,6 @@ class AudioPluginManager(pluggy.PluginManager):
         if problems:
             raise PluginError(problems)
         super().check_pending()
-
-
-def plugin_info(pm: pluggy.PluginManager, name: str) -> PluginInfo:
-    """Origin of the plugin registered as ``name`` in any pluggy manager.
-
-    Raises:
-        KeyError: no plugin of that name is registered.
-    """
-    if isinstance(pm, AudioPluginManager) and name in pm._infos:
-        return pm._infos[name]
-    plugin = pm.get_plugin(name)
-    if plugin is None:
-        raise KeyError(f"no plugin named {name!r} is registered")
-    module = getattr(plugin, "__name__", type(plugin).__qualname__)
-    return PluginInfo(name=name, module=module, source="direct")
 
 
 def _by_name(info: PluginInfo) -> str:
@@ -236,8 +202,6 @@ def make_plugin_manager(
         PluginError: a module cannot be imported, a plugin fails to load, two distributions
             claim the same plugin name, or a hook implementation is invalid.
     """
-    from . import plugin as builtin
-
     env = os.environ if environ is None else environ
     pm = AudioPluginManager()
     pm.register_plugin(  # before blocking: the CLI's own commands live here
