@@ -173,7 +173,7 @@ def test_kernel_channels_must_match_the_direction() -> None:
     from ssm_kernels import build_kernel
 
     kernel = build_kernel(S4DConfig(d_state=4), d_model=4, l_max=8)
-    with pytest.raises(ValueError, match=r"kernel must have d_model=4 and channels=2"):
+    with pytest.raises(ValueError, match=r"kernel must be a Kernel with H=4 and channels=2"):
         S4Block(4, kernel, bidirectional=True)
     with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\); got 1.5"):
         S4Block(4, kernel, dropout=1.5)

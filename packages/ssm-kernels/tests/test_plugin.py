@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from audio_core import KernelSpec
-from audio_core.plugins import make_plugin_manager
+from audio_core.manager import make_plugin_manager
 from audio_core.registry import Registry
 from audio_core.testing import check_spec
 from ssm_kernels import S4Config, S4DConfig
@@ -37,7 +37,7 @@ def test_s4_and_s4d_are_registered_with_their_aliases() -> None:
 
 def test_listing_the_kernels_imports_no_torch() -> None:
     code = (
-        "import sys; from audio_core.plugins import make_plugin_manager;"
+        "import sys; from audio_core.manager import make_plugin_manager;"
         "from audio_core.registry import Registry;"
         "Registry.from_plugin_manager(make_plugin_manager(environ={}));"
         "print('torch' in sys.modules)"

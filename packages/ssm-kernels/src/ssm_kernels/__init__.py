@@ -19,7 +19,8 @@ from .config import S4Config, S4DConfig
 if TYPE_CHECKING:
     from .block import S4Block
     from .builders import build_block, build_kernel
-    from .kernels import DiagKernel, DPLRKernel, SSMKernel, StepMode
+    from .kernels import DiagKernel, DPLRKernel, SSMKernel
+    from .protocol import Kernel, Recurrent, StepMode
 
 _LAZY = {
     "S4Block": "block",
@@ -28,12 +29,16 @@ _LAZY = {
     "DiagKernel": "kernels",
     "DPLRKernel": "kernels",
     "SSMKernel": "kernels",
-    "StepMode": "kernels",
+    "Kernel": "protocol",
+    "Recurrent": "protocol",
+    "StepMode": "protocol",
 }
 
 __all__ = [
     "DPLRKernel",
     "DiagKernel",
+    "Kernel",
+    "Recurrent",
     "S4Block",
     "S4Config",
     "S4DConfig",

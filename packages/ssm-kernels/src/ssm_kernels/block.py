@@ -1,7 +1,10 @@
 """``S4Block``: an SSM convolution layer with skip term, GELU, dropout and a GLU output.
 
-``forward`` convolves with the kernel by FFT (training); ``step`` runs the same map one time
-step at a time (generation). Both produce the same numbers.
+The layout is the reference implementation's S4 block (its ``S4Block`` around an
+``FFTConv``): ``y = output(dropout(GELU(k * u + D u)))`` where ``output`` is a linear map to
+``2 H`` followed by a GLU (``glu=True``, the reference's ``final_act: glu``) or a plain linear
+map. ``forward`` convolves with the kernel by FFT (training); ``step`` runs the same map one
+time step at a time (generation). Both produce the same numbers.
 """
 
 from __future__ import annotations
@@ -11,20 +14,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import functional as fn
-from .kernels import SSMKernel, StepMode
+from .protocol import Kernel, StepMode
 
 
 class S4Block(nn.Module):
     """``y = GLU(Linear(dropout(GELU(k * u + D u))))`` over ``(batch, length, d_model)``.
 
-    With ``glu=False`` the output projection is a plain ``d_model -> d_model`` linear.
+    Parameters: ``D (1, H)`` (the reference's ``layer.D``), the kernel's, and
+    ``output.weight`` / ``output.bias`` (its ``output_linear.0``).
 
     Args:
         d_model: ``H``, channels in and out.
-        kernel: an :class:`SSMKernel` over ``H`` channels, with 2 output channels when
-            ``bidirectional`` and 1 otherwise (``ssm_kernels.builders.build_block`` makes one).
+        kernel: a kernel over ``H`` channels (:class:`~ssm_kernels.protocol.Kernel`: S4's, S4D's
+            or a plugin's), with 2 output channels when ``bidirectional`` and 1 otherwise
+            (``ssm_kernels.builders.build_block`` makes one).
         bidirectional: convolve with a causal kernel and a second, flipped one over the
-            future. Such a layer has no recurrent mode.
+            strict future. Such a layer has no recurrent mode.
         dropout: dropout probability after the activation.
         transposed: inputs and outputs are ``(batch, d_model, length)`` instead.
         glu: project to ``2 d_model`` and gate with a GLU (default) or project linearly.
@@ -33,7 +38,7 @@ class S4Block(nn.Module):
     def __init__(
         self,
         d_model: int,
-        kernel: SSMKernel,
+        kernel: nn.Module,
         *,
         bidirectional: bool = False,
         dropout: float = 0.0,
@@ -42,17 +47,18 @@ class S4Block(nn.Module):
     ) -> None:
         super().__init__()
         want = 2 if bidirectional else 1
-        if d_model != kernel.H or kernel.channels != want:
+        H, channels = getattr(kernel, "H", None), getattr(kernel, "channels", None)
+        if not isinstance(kernel, Kernel) or d_model != H or channels != want:
             raise ValueError(
-                f"kernel must have d_model={d_model} and channels={want} "
-                f"(bidirectional={bidirectional}); got d_model={kernel.H}, "
-                f"channels={kernel.channels}"
+                f"kernel must be a Kernel with H={d_model} and channels={want} "
+                f"(bidirectional={bidirectional}); got a {type(kernel).__name__} with "
+                f"H={H}, channels={channels}"
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1); got {dropout}")
         self.d_model, self.bidirectional, self.transposed = d_model, bidirectional, transposed
         self.kernel = kernel
-        self.D = nn.Parameter(torch.randn(d_model))
+        self.D = nn.Parameter(torch.randn(1, d_model))
         self.dropout = nn.Dropout(dropout)
         self.glu = glu
         self.output = nn.Linear(d_model, 2 * d_model if glu else d_model)
@@ -83,7 +89,7 @@ class S4Block(nn.Module):
             k, k_state = self.kernel(L, state=state)
             kernel = k if self.bidirectional else k[0]
             y = fn.fft_conv(xs, kernel, bidirectional=self.bidirectional)
-            y = y + self.D.unsqueeze(-1) * xs
+            y = y + self.D[0].unsqueeze(-1) * xs
             if k_state is not None:
                 y = y + k_state[:, 0]
             next_state = self.kernel.forward_state(xs, state) if state is not None else None
@@ -97,18 +103,24 @@ class S4Block(nn.Module):
                 "future); build it with bidirectional=False to step it"
             )
 
-    def setup_step(self, mode: StepMode = "dense") -> None:
+    def setup_step(self, mode: StepMode = "linear") -> None:
         """Prepare ``step`` (see ``SSMKernel.setup_step`` for the modes)."""
         self._no_recurrence()
         self.kernel.setup_step(mode)
 
-    def default_state(self, *batch_shape: int, device: torch.device | None = None) -> Tensor:
+    def default_state(
+        self,
+        *batch_shape: int,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
         """The zero state for a batch of shape ``batch_shape``."""
         self._no_recurrence()
-        return self.kernel.default_state(*batch_shape, device=device)
+        state: Tensor = self.kernel.default_state(*batch_shape, device=device, dtype=dtype)
+        return state
 
     def step(self, u: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """One time step: ``u`` of shape ``(batch, H)`` -> ``(y (batch, H), next_state)``."""
         self._no_recurrence()
         y, state = self.kernel.step(u, state)
-        return self._head(y[..., 0, :] + self.D * u), state
+        return self._head(y[..., 0, :] + self.D[0] * u), state

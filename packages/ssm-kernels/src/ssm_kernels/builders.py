@@ -13,6 +13,7 @@ def build_kernel(config: KernelConfig, *, d_model: int, l_max: int, channels: in
     ``l_max`` is the training sequence length (the S4 kernel is parametrised at that length;
     S4D ignores it). This is the ``target`` of the ``s4`` and ``s4d`` kernel records.
     """
+    n_ssm = config.n_ssm or d_model
     if isinstance(config, S4Config):
         return DPLRKernel(
             d_model,
@@ -21,9 +22,10 @@ def build_kernel(config: KernelConfig, *, d_model: int, l_max: int, channels: in
             init=config.init,
             rank=config.rank,
             channels=channels,
-            n_ssm=config.n_ssm,
+            n_ssm=n_ssm,
             dt_min=config.dt_min,
             dt_max=config.dt_max,
+            dt_transform=config.dt_transform,
             lr=config.lr,
         )
     if isinstance(config, S4DConfig):
@@ -33,9 +35,10 @@ def build_kernel(config: KernelConfig, *, d_model: int, l_max: int, channels: in
             init=config.init,
             discretization=config.discretization,
             channels=channels,
-            n_ssm=config.n_ssm,
+            n_ssm=n_ssm,
             dt_min=config.dt_min,
             dt_max=config.dt_max,
+            dt_transform=config.dt_transform,
             lr=config.lr,
         )
     raise TypeError(f"expected S4Config or S4DConfig; got {type(config).__name__}")

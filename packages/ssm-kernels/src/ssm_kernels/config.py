@@ -16,6 +16,7 @@ from audio_core.config import one_of
 Measure = Literal["legs", "legt", "fout"]
 DiagInit = Literal["diag-inv", "diag-lin", "diag-legs"]
 Discretization = Literal["zoh", "bilinear"]
+DtTransform = Literal["exp", "softplus"]
 #: The smallest rank of the correction that makes each measure's ``A`` normal.
 MEASURE_RANK: dict[str, int] = {"legs": 1, "legt": 2, "fout": 1}
 
@@ -28,9 +29,10 @@ def _even(_: object, attribute: object, value: int) -> None:
 @frozen(kw_only=True)
 class _SSMConfig:
     d_state: int = field(default=64, validator=[v.ge(2), _even])
-    n_ssm: int = field(default=1, validator=v.ge(1))
+    n_ssm: int = field(default=1, validator=v.ge(0))
     dt_min: float = field(default=0.001, validator=v.gt(0.0))
     dt_max: float = field(default=0.1, validator=v.gt(0.0))
+    dt_transform: DtTransform = field(default="softplus", validator=one_of(DtTransform))
     lr: float = field(default=0.001, validator=v.ge(0.0))
 
     def __attrs_post_init__(self) -> None:
@@ -46,8 +48,11 @@ class S4Config(_SSMConfig):
         d_state: state size ``N`` per SSM (even; ``N / 2`` complex modes are stored).
         init: HiPPO measure: ``legs`` (default), ``legt`` or ``fout``.
         rank: rank of the low-rank term; at least 1 for ``legs`` and ``fout``, 2 for ``legt``.
-        n_ssm: number of distinct ``(A, B)`` shared by the channels (must divide ``d_model``).
+        n_ssm: number of distinct ``(A, B)`` shared by the channels (must divide ``d_model``;
+            ``0``: one per channel, the reference's ``n_ssm: null``).
         dt_min, dt_max: the step sizes start log-uniform in ``[dt_min, dt_max]``.
+        dt_transform: ``dt = softplus(inv_dt)`` (default, the reference's current choice) or
+            ``exp(inv_dt)`` (its V3 choice, which the paper's released checkpoints need).
         lr: learning-rate cap of ``A``, ``B`` and ``dt`` (their weight decay is 0).
     """
 

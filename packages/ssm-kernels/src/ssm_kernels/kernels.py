@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import math
 from abc import ABC, abstractmethod
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 from torch import Tensor, nn
@@ -25,14 +25,15 @@ from torch import Tensor, nn
 from audio_core.optim import OptimHint
 
 from . import functional as fn
-from .config import DiagInit, Discretization, Measure
+from .config import DiagInit, Discretization, DtTransform, Measure
 from .hippo import diagonal_init, nplr
+from .protocol import STEP_MODES, StepMode
 
-StepMode = Literal["dense", "diagonal", "linear"]
-STEP_MODES: tuple[StepMode, ...] = get_args(StepMode)
+DT_TRANSFORMS: tuple[DtTransform, ...] = get_args(DtTransform)
 
-#: Real parts of ``Lambda`` start at most this far below zero (``legt`` and ``fout`` have
-#: purely imaginary eigenvalues; the exponential parametrisation needs a negative value).
+#: Real parts of ``A`` start at most this far below zero and imaginary parts at least this far
+#: from it (``legt`` and ``fout`` have purely imaginary eigenvalues, and the parametrisation
+#: stores a logarithm), as in the reference implementation.
 MIN_DECAY = 1e-4
 
 
@@ -44,15 +45,39 @@ def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.complex128 if dtype == torch.float64 else torch.complex64
 
 
+def dt_from_param(inv_dt: Tensor, transform: DtTransform) -> Tensor:
+    """Step sizes from their parameter: ``exp(inv_dt)`` or ``softplus(inv_dt)``."""
+    if transform == "exp":
+        return torch.exp(inv_dt)
+    return torch.nn.functional.softplus(inv_dt)
+
+
+def dt_to_param(dt: Tensor, transform: DtTransform) -> Tensor:
+    """The parameter that gives step sizes ``dt`` (clamped to at least 1e-4) under
+    ``transform``: the inverse of :func:`dt_from_param`."""
+    dt = dt.clamp(min=1e-4)
+    return torch.log(dt) if transform == "exp" else torch.log(torch.expm1(dt))
+
+
 class SSMKernel(nn.Module, ABC):
-    """What S4 and S4D kernels share: the step sizes, shapes and the recurrent-mode plumbing.
+    """What S4 and S4D kernels share: step sizes, the diagonal of ``A``, ``B`` and ``C``,
+    shapes and the recurrent-mode plumbing.
+
+    The parameters have the reference implementation's names and shapes, so its checkpoints
+    load key for key: ``inv_dt (H, 1)`` (``dt = dt_transform(inv_dt)``), ``A_real (S, M)``
+    and ``A_imag (S, M)`` (``A = -exp(A_real) - i A_imag``, so every mode decays whatever the
+    training does), ``B (1, S, M, 2)`` and ``C (channels, H, M, 2)`` (complex numbers as real
+    pairs). ``S = n_ssm`` copies of ``(A, B)`` are shared by the ``H`` channels (channel ``h``
+    uses copy ``h % S``); ``M = N / 2`` modes are kept, the other half being their conjugates.
 
     Args:
         d_model: ``H``, the number of channels (one learnable step size each).
         d_state: ``N``, the state size of each SSM (even; ``N / 2`` complex modes are kept).
-        channels: ``C``, output channels of the kernel (2 for a bidirectional layer).
+        channels: output channels of the kernel (2 for a bidirectional layer).
         n_ssm: how many distinct ``(A, B)`` pairs the ``H`` channels share (divides ``H``).
         dt_min, dt_max: range of the log-uniform initialisation of the step sizes.
+        dt_transform: ``softplus`` (the reference's current default) or ``exp`` (its older
+            V3 parametrisation, needed by checkpoints made with it).
         lr: learning-rate cap of ``A``, ``B`` and ``dt`` (see :meth:`optim_hints`).
     """
 
@@ -67,6 +92,7 @@ class SSMKernel(nn.Module, ABC):
         n_ssm: int = 1,
         dt_min: float = 0.001,
         dt_max: float = 0.1,
+        dt_transform: DtTransform = "softplus",
         lr: float = 0.001,
     ) -> None:
         super().__init__()
@@ -78,14 +104,32 @@ class SSMKernel(nn.Module, ABC):
             raise ValueError(f"channels must be >= 1; got {channels}")
         if not 0 < dt_min <= dt_max:
             raise ValueError(f"need 0 < dt_min <= dt_max; got dt_min={dt_min}, dt_max={dt_max}")
+        if dt_transform not in DT_TRANSFORMS:
+            raise ValueError(f"dt_transform must be exp or softplus; got {dt_transform!r}")
         self.H, self.N, self.M = d_model, d_state, d_state // 2
         self.channels, self.n_ssm, self.lr = channels, n_ssm, lr
-        log_dt = torch.rand(d_model) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
-        self.log_dt = nn.Parameter(log_dt)
+        self.dt_transform: DtTransform = dt_transform
+        log_dt = torch.rand(d_model, 1) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        self.inv_dt = nn.Parameter(dt_to_param(torch.exp(log_dt), dt_transform))
         C = torch.randn(channels, d_model, self.M, dtype=torch.complex64)
         self.C = _complex_param(C)
         self.step_mode = None
         self._step: dict[str, Tensor] = {}
+
+    def _init_diagonal(self, Lambda: Tensor, B: Tensor) -> None:
+        """Store ``A_real``, ``A_imag`` and ``B`` from one half of the modes.
+
+        The reference keeps the half with negative imaginary parts; ``Lambda`` and ``B`` may
+        be either half (they are conjugated to that convention here).
+        """
+        if bool((Lambda.imag > 0).any()):
+            Lambda, B = Lambda.conj(), B.conj()
+        S = self.n_ssm
+        real = torch.log((-Lambda.real).clamp(min=MIN_DECAY))
+        imag = (-Lambda.imag).clamp(min=MIN_DECAY)
+        self.A_real = nn.Parameter(real.float().expand(S, -1).clone())
+        self.A_imag = nn.Parameter(imag.float().expand(S, -1).clone())
+        self.B = _complex_param(B.expand(1, S, -1))
 
     # -- helpers ---------------------------------------------------------------------------
     def _expand(self, x: Tensor, dim: int) -> Tensor:
@@ -93,9 +137,21 @@ class SSMKernel(nn.Module, ABC):
         index = torch.arange(self.H, device=x.device) % self.n_ssm
         return x.index_select(dim, index)
 
+    def dt(self, rate: float = 1.0) -> Tensor:
+        """The step sizes ``(H,)`` (times ``rate``)."""
+        return dt_from_param(self.inv_dt[:, 0], self.dt_transform) * rate
+
+    def diagonal(self) -> Tensor:
+        """The diagonal of ``A`` (the diagonal part, for S4), ``(H, M)`` complex."""
+        return self._expand(torch.complex(-torch.exp(self.A_real), -self.A_imag), 0)
+
+    def input_matrix(self) -> Tensor:
+        """``B`` as ``(H, M)`` complex."""
+        return self._expand(torch.view_as_complex(self.B)[0], 0)
+
     @property
     def real_dtype(self) -> torch.dtype:
-        return self.log_dt.dtype
+        return self.inv_dt.dtype
 
     @property
     def complex_dtype(self) -> torch.dtype:
@@ -124,14 +180,23 @@ class SSMKernel(nn.Module, ABC):
     def _from_canonical(self, state: Tensor) -> Tensor:
         return state
 
-    def default_state(self, *batch_shape: int, device: torch.device | None = None) -> Tensor:
+    def default_state(
+        self,
+        *batch_shape: int,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
         """Zeros of shape ``(*batch_shape, H, M)`` (``(*batch_shape, H, N)`` in the
-        ``diagonal`` step mode of S4), complex."""
+        ``diagonal`` step mode of S4), complex. ``dtype`` names the real precision (the
+        state is its complex counterpart); it defaults to the kernel's."""
         eigenbasis = self._eigenbasis_state()
         size = self.N if eigenbasis else self.M
-        dtype = torch.complex128 if eigenbasis else self.complex_dtype
-        device = device if device is not None else self.log_dt.device
-        return torch.zeros(*batch_shape, self.H, size, dtype=dtype, device=device)
+        if eigenbasis:
+            cdtype = torch.complex128
+        else:
+            cdtype = _complex_dtype(dtype) if dtype is not None else self.complex_dtype
+        device = device if device is not None else self.inv_dt.device
+        return torch.zeros(*batch_shape, self.H, size, dtype=cdtype, device=device)
 
     def _eigenbasis_state(self) -> bool:
         """Whether the step state holds all ``N`` modes in an eigenbasis, in complex128."""
@@ -156,16 +221,24 @@ class SSMKernel(nn.Module, ABC):
 class DPLRKernel(SSMKernel):
     """S4's kernel: ``A = diag(Lambda) - P P^*`` from a HiPPO measure, bilinear discretisation.
 
-    The learnt output vector is ``C_tilde = C (I - A_bar^l_max)``, as in S4: the kernel of
-    length ``l_max`` then needs no matrix power. Lengths up to ``l_max`` truncate it; other
-    lengths or ``rate != 1`` recover ``C`` by one dense solve (slower, exact).
+    The learnt output vector is ``C_tilde = C (I - A_bar^l_kernel)``, as in S4: the kernel of
+    length ``l_kernel`` then needs no matrix power. ``l_kernel`` is a buffer (the reference's
+    name): the length ``C`` is tuned to, ``0`` meaning that ``C`` is the plain output vector
+    (a reference checkpoint that never ran a forward pass). Lengths up to ``l_kernel``
+    truncate the kernel; other lengths or ``rate != 1`` recover ``C`` by one dense solve
+    (slower, exact). :meth:`retune` moves ``C_tilde`` to another length.
+
+    Parameters beyond :class:`SSMKernel`'s: ``P (rank, S, M, 2)``.
 
     Args:
         init: HiPPO measure, ``legs``, ``legt`` or ``fout``.
         rank: rank of ``P`` (at least the measure's own: 1, 2, 1).
-        l_max: the sequence length the kernel is trained at.
+        l_max: the sequence length the kernel is trained at (the initial ``l_kernel``; the
+            random initial ``C`` is taken as ``C_tilde`` for it).
         Others: see :class:`SSMKernel`.
     """
+
+    l_kernel: Tensor
 
     def __init__(
         self,
@@ -179,6 +252,7 @@ class DPLRKernel(SSMKernel):
         n_ssm: int = 1,
         dt_min: float = 0.001,
         dt_max: float = 0.1,
+        dt_transform: DtTransform = "softplus",
         lr: float = 0.001,
     ) -> None:
         super().__init__(
@@ -188,29 +262,34 @@ class DPLRKernel(SSMKernel):
             n_ssm=n_ssm,
             dt_min=dt_min,
             dt_max=dt_max,
+            dt_transform=dt_transform,
             lr=lr,
         )
-        if l_max < 1:
-            raise ValueError(f"l_max must be >= 1; got {l_max}")
-        self.l_max = l_max
+        if l_max < 0:
+            raise ValueError(f"l_max must be >= 0; got {l_max}")
         system = nplr(init, d_state, rank)
         self.rank = system.P.shape[0]
-        decay = (-system.Lambda.real).clamp(min=MIN_DECAY)
-        self.Lambda_log_decay = nn.Parameter(torch.log(decay).float().expand(n_ssm, -1).clone())
-        self.Lambda_imag = nn.Parameter(system.Lambda.imag.float().expand(n_ssm, -1).clone())
-        self.P = _complex_param(system.P[:, None].expand(-1, n_ssm, -1))
-        self.B = _complex_param(system.B.expand(n_ssm, -1))
+        self._init_diagonal(system.Lambda, system.B)
+        P = system.P.conj() if bool((system.Lambda.imag > 0).any()) else system.P
+        self.P = _complex_param(P[:, None].expand(-1, n_ssm, -1))
+        self.register_buffer("l_kernel", torch.tensor(l_max, dtype=torch.int64))
+        self._l = l_max
+        self.register_load_state_dict_post_hook(_sync_l_kernel)  # type: ignore[no-untyped-call]
+
+    @property
+    def l_max(self) -> int:
+        """The length ``C`` is tuned to (``l_kernel`` as a Python int; 0: plain ``C``)."""
+        return self._l
 
     def ssm_parameter_names(self) -> tuple[str, ...]:
-        return ("Lambda_log_decay", "Lambda_imag", "P", "B", "log_dt")
+        return ("A_real", "A_imag", "P", "B", "inv_dt")
 
     def ssm(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(Lambda (H, M), P (r, H, M), B (H, M), C_tilde (C, H, M))`` as complex tensors."""
-        Lambda = torch.complex(-torch.exp(self.Lambda_log_decay), self.Lambda_imag)
         return (
-            self._expand(Lambda, 0),
+            self.diagonal(),
             self._expand(torch.view_as_complex(self.P), 1),
-            self._expand(torch.view_as_complex(self.B), 0),
+            self.input_matrix(),
             torch.view_as_complex(self.C),
         )
 
@@ -220,33 +299,52 @@ class DPLRKernel(SSMKernel):
         return fn.bilinear(A, Bf, dt)
 
     def output_matrix(self) -> Tensor:
-        """The true ``C = C_tilde (I - A_bar^l_max)^-1`` over all ``N`` modes: ``(C, H, N)``."""
-        Abar, _ = self._dense(torch.exp(self.log_dt))
-        eye = torch.eye(self.N, dtype=Abar.dtype, device=Abar.device)
-        lhs = (eye - torch.linalg.matrix_power(Abar, self.l_max)).mT  # solve C X = C_tilde
+        """The true ``C = C_tilde (I - A_bar^l_kernel)^-1`` over all ``N`` modes:
+        ``(C, H, N)`` (simply ``C`` and its conjugates when ``l_kernel`` is 0)."""
         Ct = fn.conj_full(torch.view_as_complex(self.C))
+        if self._l == 0:
+            return Ct
+        Abar, _ = self._dense(self.dt())
+        eye = torch.eye(self.N, dtype=Abar.dtype, device=Abar.device)
+        lhs = (eye - torch.linalg.matrix_power(Abar, self._l)).mT  # solve C X = C_tilde
         C: Tensor = torch.linalg.solve(lhs.unsqueeze(0), Ct.unsqueeze(-1)).squeeze(-1)
         return C
+
+    def _tilde(self, C: Tensor, dt: Tensor, L: int) -> Tensor:
+        """``C (I - A_bar^L)`` for the full ``C (channels, H, N)``, conjugate half dropped."""
+        Abar, _ = self._dense(dt)
+        C_tilde = C - torch.einsum("chn,hnm->chm", C, torch.linalg.matrix_power(Abar, L))
+        return C_tilde[..., : self.M]
+
+    @torch.no_grad()
+    def retune(self, L: int) -> None:
+        """Re-express ``C`` as ``C_tilde`` for length ``L`` (computed in float64) and set
+        ``l_kernel = L``: the kernel is unchanged, lengths up to ``L`` become cheap."""
+        if L < 1:
+            raise ValueError(f"L must be >= 1; got {L}")
+        double = copy.deepcopy(self).double()
+        C_tilde = double._tilde(double.output_matrix(), double.dt(), L)
+        self.C.copy_(torch.view_as_real(C_tilde.to(self.complex_dtype)))
+        self.l_kernel.fill_(L)
+        self._l = L
 
     def forward(
         self, L: int, state: Tensor | None = None, rate: float = 1.0
     ) -> tuple[Tensor, Tensor | None]:
         """Kernel ``(C, H, L)`` and, given an initial state, ``k_state (batch, C, H, L)``."""
         Lambda, P, B, C_tilde = self.ssm()
-        dt = torch.exp(self.log_dt) * rate
+        dt = self.dt(rate)
         if state is not None:
             state = self._to_canonical(state)
-        if rate == 1.0 and self.l_max >= L:
-            k, k_state = fn.dplr_kernel(Lambda, P, B, C_tilde, dt, self.l_max, state)
+        if rate == 1.0 and 0 < L <= self._l:
+            k, k_state = fn.dplr_kernel(Lambda, P, B, C_tilde, dt, self._l, state)
             return k[..., :L], (k_state[..., :L] if k_state is not None else None)
-        C = self.output_matrix()
-        Abar, _ = self._dense(dt)
-        C_tilde = C - torch.einsum("chn,hnm->chm", C, torch.linalg.matrix_power(Abar, L))
-        return fn.dplr_kernel(Lambda, P, B, C_tilde[..., : self.M], dt, L, state)
+        C_tilde = self._tilde(self.output_matrix(), dt, L)
+        return fn.dplr_kernel(Lambda, P, B, C_tilde, dt, L, state)
 
     def forward_state(self, u: Tensor, state: Tensor) -> Tensor:
         """The state after ``u (batch, H, L)`` starting from ``state``."""
-        Abar, Bbar = self._dense(torch.exp(self.log_dt))
+        Abar, Bbar = self._dense(self.dt())
         x = fn.krylov_final_state(Abar, Bbar, u, fn.conj_full(self._to_canonical(state)))
         return self._from_canonical(x[..., : self.M])
 
@@ -319,8 +417,14 @@ class DPLRKernel(SSMKernel):
         return y.to(u.dtype), x
 
 
+def _sync_l_kernel(module: nn.Module, incompatible: object) -> None:
+    """After ``load_state_dict``: mirror the loaded ``l_kernel`` buffer as a Python int."""
+    assert isinstance(module, DPLRKernel), f"hook registered on {type(module).__name__}"
+    module._l = int(module.l_kernel)
+
+
 def _dplr_step_tables(kernel: DPLRKernel, mode: StepMode) -> dict[str, Tensor]:
-    dt = torch.exp(kernel.log_dt)
+    dt = kernel.dt()
     Lambda, P, B, _ = kernel.ssm()
     C = kernel.output_matrix()
     M = kernel.M
@@ -360,8 +464,9 @@ def _dplr_step_tables(kernel: DPLRKernel, mode: StepMode) -> dict[str, Tensor]:
 class DiagKernel(SSMKernel):
     """S4D's kernel: diagonal ``A``, ZOH or bilinear discretisation, Vandermonde product.
 
-    ``K_l = 2 Re sum_m C_m B_bar_m A_bar_m^l``; the real part of ``A`` is ``-exp(.)``, so the
-    recurrence decays whatever the training does.
+    ``K_l = 2 Re sum_m C_m B_bar_m A_bar_m^l``; the real part of ``A`` is ``-exp(A_real)``, so
+    the recurrence decays whatever the training does. The parameters are
+    :class:`SSMKernel`'s (the reference's ``SSMKernelDiag`` layout).
 
     Args:
         init: ``diag-inv``, ``diag-lin`` or ``diag-legs`` (see :func:`hippo.diagonal_init`).
@@ -380,6 +485,7 @@ class DiagKernel(SSMKernel):
         n_ssm: int = 1,
         dt_min: float = 0.001,
         dt_max: float = 0.1,
+        dt_transform: DtTransform = "softplus",
         lr: float = 0.001,
     ) -> None:
         super().__init__(
@@ -389,25 +495,23 @@ class DiagKernel(SSMKernel):
             n_ssm=n_ssm,
             dt_min=dt_min,
             dt_max=dt_max,
+            dt_transform=dt_transform,
             lr=lr,
         )
         if discretization not in get_args(Discretization):
             raise ValueError(f"discretization must be zoh or bilinear; got {discretization!r}")
         self.discretization = discretization
         Lambda, B = diagonal_init(init, d_state)
-        decay = (-Lambda.real).clamp(min=MIN_DECAY)
-        self.A_log_decay = nn.Parameter(torch.log(decay).float().expand(n_ssm, -1).clone())
-        self.A_imag = nn.Parameter(Lambda.imag.float().expand(n_ssm, -1).clone())
-        self.B = _complex_param(B.expand(n_ssm, -1))
+        self._init_diagonal(Lambda, B)
 
     def ssm_parameter_names(self) -> tuple[str, ...]:
-        return ("A_log_decay", "A_imag", "B", "log_dt")
+        return ("A_real", "A_imag", "B", "inv_dt")
 
     def discrete(self, rate: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
         """``(log A_bar, B_bar, C)``, each ``(H, M)`` / ``(C, H, M)`` complex."""
-        A = self._expand(torch.complex(-torch.exp(self.A_log_decay), self.A_imag), 0)
-        B = self._expand(torch.view_as_complex(self.B), 0)
-        dt = (torch.exp(self.log_dt) * rate).unsqueeze(-1)
+        A = self.diagonal()
+        B = self.input_matrix()
+        dt = self.dt(rate).unsqueeze(-1)
         dtA = dt * A
         if self.discretization == "zoh":
             log_Abar = dtA
