@@ -33,11 +33,12 @@ MODELS = ("sashimi", "sashimi-s4d", "wavenet", "samplernn")
 def build(name: str) -> Any:
     from audio_models.builders import build_samplernn, build_sashimi, build_wavenet
     from audio_models.config import SampleRNNConfig, SaShiMiModelConfig, WaveNetConfig
+    from audio_models.testing import kernel
 
     if name == "sashimi":
         return build_sashimi(SaShiMiModelConfig())
     if name == "sashimi-s4d":
-        return build_sashimi(SaShiMiModelConfig(kernel="s4d"))
+        return build_sashimi(SaShiMiModelConfig(kernel=kernel("s4d", d_state=64)))
     if name == "wavenet":
         return build_wavenet(WaveNetConfig())
     return build_samplernn(SampleRNNConfig())

@@ -40,10 +40,12 @@ def main() -> None:
     from audio_core.optim import param_groups
     from audio_models.builders import build_sashimi
     from audio_models.config import SaShiMiModelConfig
+    from audio_models.testing import kernel
 
     torch.manual_seed(0)
     device = torch.device(args.device)
-    model = build_sashimi(SaShiMiModelConfig(kernel=args.kernel, l_max=args.length)).to(device)
+    config = SaShiMiModelConfig(kernel=kernel(args.kernel, d_state=64), l_max=args.length)
+    model = build_sashimi(config).to(device)
     optimizer = torch.optim.AdamW(param_groups(model, lr=0.004, weight_decay=0.0), lr=0.004)
     x = torch.randint(0, 256, (args.batch, args.length), device=device)
 

@@ -37,18 +37,19 @@ def test_plugins_json_lists_the_five_distributions_and_the_example(audio_run: Ru
     assert set(by_name) == {*OURS, EXAMPLE}
     for name, source in OURS.items():
         assert by_name[name]["distribution"] == name
-        assert by_name[name]["version"] == "0.1.0"
+        assert by_name[name]["version"] == "0.2.0"
         assert by_name[name]["source"] == source
         assert set(by_name[name]["provides"]) == {
-            "kernels", "backbones", "models", "datasets", "metrics", "commands",
+            "kernels", "backbones", "models", "datasets", "metrics", "presets", "commands",
         }  # fmt: skip
     example = by_name[EXAMPLE]
     assert (example["distribution"], example["version"], example["source"]) == (
         EXAMPLE,
-        "0.1.0",
+        "0.2.0",
         "entry point",
     )
-    assert example["hooks"] == ["register_backbones", "register_datasets"]
+    assert example["hooks"] == ["register_backbones", "register_datasets", "register_kernels"]
+    assert example["provides"]["kernels"] == ["example-decay"]
     assert example["provides"]["backbones"] == ["example-causal-conv"]
     assert example["provides"]["datasets"] == ["example-tones"]
     assert report["disabled"] == []
@@ -67,7 +68,7 @@ def test_list_backbones_shows_the_example(audio_run: Run) -> None:
     assert result.stdout.splitlines()[0] == "backbones:"
     assert result.stdout.splitlines()[1].split(None, 2)[:2] == [
         "example-causal-conv",
-        f"{EXAMPLE}==0.1.0",
+        f"{EXAMPLE}==0.2.0",
     ]
 
 
@@ -101,11 +102,11 @@ def test_help_and_listing_never_import_torch_with_everything_installed(argv: lis
 
 def test_every_registered_record_is_valid_and_round_trips() -> None:
     registry = Registry.from_plugin_manager(make_plugin_manager())
-    specs = [spec for kind in ("kernels", "backbones", "models", "datasets", "metrics")
+    specs = [spec for kind in ("kernels", "backbones", "models", "datasets", "metrics", "presets")
              for spec in registry.specs(kind).values()]  # fmt: skip
     assert specs, "nothing registered: the example plugin at least should be"
     for spec in specs:
-        check_spec(spec)
+        check_spec(spec, registry)
 
 
 MODEL_PLUGIN = """
@@ -173,13 +174,21 @@ def test_a_sashimi_run_is_configured_from_the_command_line(audio_run: Run) -> No
         "sashimi",
         "--dataset",
         "example-tones",
-        "model.kernel=s4d",
-        "model.init=diag-lin",
+        "model.kernel.name=s4d",
+        "model.kernel.init=diag-lin",
         "model.pool=[2, 2]",
     )
     assert result.returncode == 0, result.stderr
-    assert 'kernel = "s4d"' in result.stdout
+    assert '[model.kernel]\nname = "s4d"' in result.stdout
+    assert 'init = "diag-lin"' in result.stdout
     assert "pool = [\n    2,\n    2,\n]" in result.stdout
-    bad = audio_run("config", "--model", "sashimi", "--dataset", "example-tones", "model.init=legt")
+    bad = audio_run(
+        "config", "--model", "sashimi", "--dataset", "example-tones", "model.kernel.init=legt"
+    )
     assert bad.returncode == 2
     assert "init 'legt' needs rank >= 2" in bad.stderr
+    old = audio_run(
+        "config", "--model", "sashimi", "--dataset", "example-tones", "model.kernel=s4d"
+    )
+    assert old.returncode == 2
+    assert "a kernel is a table, write kernel.name = 's4d'" in old.stderr

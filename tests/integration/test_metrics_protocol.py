@@ -38,7 +38,8 @@ def classifier(work: Path) -> Path:
 @pytest.fixture(scope="module")
 def samples(work: Path) -> Path:
     tiny = ["--model", "sashimi", "--dataset", "sc09-synth", "model.d_model=8",
-            "model.n_layers=1", "model.pool=[2, 2]", "model.kernel=s4d", "model.d_state=8",
+            "model.n_layers=1", "model.pool=[2, 2]", "model.kernel.name=s4d",
+            "model.kernel.d_state=8",
             "model.l_max=2000", "dataset.root=tiny-synth", "dataset.per_class=10",
             "dataset.sample_len=2000", "train.batch_size=4", "train.max_steps=4",
             "output.name=tiny", "--quiet"]  # fmt: skip

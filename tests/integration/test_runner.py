@@ -19,8 +19,8 @@ import torch
 
 TINY = [
     "--model", "sashimi", "--dataset", "sc09-synth",
-    "model.d_model=8", "model.n_layers=1", "model.pool=[2, 2]", "model.kernel=s4d",
-    "model.d_state=8", "model.l_max=2000",
+    "model.d_model=8", "model.n_layers=1", "model.pool=[2, 2]", "model.kernel.name=s4d",
+    "model.kernel.d_state=8", "model.l_max=2000",
     "dataset.per_class=10", "dataset.sample_len=2000",
     "train.batch_size=4", "train.log_every=1", "train.val_batches=2",
 ]  # fmt: skip
@@ -187,17 +187,13 @@ def test_generation_sorts_by_likelihood_and_the_manifest_rescores(
     assert lls == sorted(lls)  # lowest first
     assert {c["prefix_example"] for c in clips} == {0, 1, 2}
     codes = torch.load(out / "codes.pt").long()
-    from audio_core.plugins import make_plugin_manager
+    from audio_core.manager import make_plugin_manager
     from audio_core.registry import Registry
-    from audio_models.builders import build_sashimi
-    from audio_models.config import SaShiMiModelConfig
+    from audio_core.resolve import resolve_run_config
 
     saved = torch.load(ckpt, weights_only=False)
-    model_cfg = Registry.from_plugin_manager(make_plugin_manager()).models["sashimi"].config_cls
-    assert model_cfg is SaShiMiModelConfig
-    config = {k: v for k, v in saved["config"]["model"].items() if k != "name"}
-    config["pool"] = tuple(config["pool"])
-    model = build_sashimi(SaShiMiModelConfig(**config))
+    registry = Registry.from_plugin_manager(make_plugin_manager())
+    model = resolve_run_config(registry, base=saved["config"]).model.build()
     model.load_state_dict(saved["model"])
     with torch.no_grad():
         rescored = model.eval().log_likelihood(codes, start=100)

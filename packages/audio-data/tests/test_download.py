@@ -159,14 +159,28 @@ def test_a_tar_with_a_link_is_refused(tmp_path: Path) -> None:
 def test_an_existing_folder_is_kept_without_force(tmp_path: Path) -> None:
     archive = tmp_path / "a.zip"
     archive.write_bytes(zip_bytes(DATASET))
-    (tmp_path / "sc09").mkdir()
+    extract_archive(archive, tmp_path / "sc09")
     (tmp_path / "sc09" / "mine").write_text("keep")
     with pytest.raises(DataError, match=r"already exists; pass --force"):
         extract_archive(archive, tmp_path / "sc09")
     assert (tmp_path / "sc09" / "mine").read_text() == "keep"
-    extract_archive(archive, tmp_path / "sc09", force=True)
+    extract_archive(archive, tmp_path / "sc09", force=True)  # a folder it wrote: replaced
     assert not (tmp_path / "sc09" / "mine").exists()
     assert (tmp_path / "sc09" / "zero" / "a_nohash_0.wav").exists()
+
+
+def test_force_never_replaces_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(zip_bytes(DATASET))
+    (tmp_path / "sc09").mkdir()
+    (tmp_path / "sc09" / "mine").write_text("keep")
+    with pytest.raises(DataError, match=r"sc09 is a folder that audio-run did not write"):
+        extract_archive(archive, tmp_path / "sc09", force=True)
+    assert (tmp_path / "sc09" / "mine").read_text() == "keep"
+    (tmp_path / "file").write_text("keep")
+    with pytest.raises(DataError, match=r"file exists and is not a folder"):
+        extract_archive(archive, tmp_path / "file", force=True)
+    assert (tmp_path / "file").read_text() == "keep"
 
 
 def test_urls_live_in_one_place_and_can_be_overridden() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from audio_core.cli import main as audio_run
-from audio_core.plugins import make_plugin_manager
+from audio_core.manager import make_plugin_manager
 from audio_core.registry import Registry
 from audio_core.testing import check_spec
 from audio_data.config import FolderConfig, SC09Config, SC09SynthConfig

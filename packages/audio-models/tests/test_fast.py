@@ -17,6 +17,8 @@ from audio_models.builders import build_sashimi, build_wavenet
 from audio_models.config import SaShiMiModelConfig, WaveNetConfig
 from audio_models.fast import engine as fast
 from audio_models.lm import BackboneLM
+from audio_models.sampling import EagerStepper, EngineUnavailable, choose_engine
+from audio_models.testing import kernel
 
 #: Developers' machines without a C compiler skip what needs one; CI sets
 #: AUDIO_MODELS_COMPILER_REQUIRED=1 (and installs gcc), which turns the skip into a failure.
@@ -25,13 +27,16 @@ needs_cc = pytest.mark.skipif(
     reason="no C compiler (set CC or install gcc)",
 )
 
-VARIANTS = {
+VARIANTS: dict[str, dict[str, object]] = {
     "s4-glu-pool-2-3": {"pool": (2, 3)},
-    "s4d-unet-no-glu": {"pool": (2, 2), "kernel": "s4d", "unet": True, "glu": False},
+    "s4d-unet-no-glu": {"pool": (2, 2), "kernel": kernel("s4d", d_state=8), "unet": True,
+                        "glu": False},
+    "s4-unet-layernorm": {"pool": (2, 2), "unet": True, "norm": "layer", "n_layers": 2},
     "s4-flat": {"pool": (), "n_layers": 2},
-    "s4d-one-pool-ff3": {"pool": (4,), "kernel": "s4d", "ff": 3, "expand": 3},
-    "s4-legt-rank2": {"pool": (2,), "init": "legt", "rank": 2},
-}
+    "s4d-one-pool-ff3": {"pool": (4,), "kernel": kernel("s4d", d_state=8), "ff": 3, "expand": 3},
+    "s4-no-ff": {"pool": (2,), "ff": 0},
+    "s4-legt-rank2": {"pool": (2,), "kernel": kernel("s4", d_state=8, init="legt", rank=2)},
+}  # fmt: skip
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -47,7 +52,7 @@ def tiny(dtype: torch.dtype = torch.float32, **overrides: object) -> BackboneLM:
     settings: dict[str, object] = {
         "d_model": 8,
         "n_layers": 1,
-        "d_state": 8,
+        "kernel": kernel("s4", d_state=8),
         "l_max": 64,
         "bits": 4,
     }
@@ -61,7 +66,7 @@ def tiny(dtype: torch.dtype = torch.float32, **overrides: object) -> BackboneLM:
 
 def _compare(model: BackboneLM, batch: int, steps: int, mode: str = "linear") -> float:
     model.setup_rnn(mode)
-    eager = fast.EagerStepper(model, batch, torch.device("cpu"))
+    eager = EagerStepper(model, batch, torch.device("cpu"))
     compiled = fast.CompiledStepper(fast.CompiledSaShiMi(model), batch)
     tokens = torch.randint(
         0, model.n_classes, (steps, batch), generator=torch.Generator().manual_seed(1)
@@ -112,29 +117,34 @@ def test_generate_gives_the_same_clips_with_either_engine() -> None:
 def test_auto_picks_compiled_for_sashimi_on_the_cpu_and_eager_for_big_batches() -> None:
     model = tiny()
     cpu = torch.device("cpu")
-    layout, _ = fast.choose_engine(model, "auto", batch=1, device=cpu)
-    assert layout is not None
-    layout, reason = fast.choose_engine(
+    label, factory, _ = choose_engine(model, "auto", batch=1, device=cpu)
+    assert factory is not None
+    assert label == "compiled (fused C step)"
+    label, factory, reason = choose_engine(
         model, "auto", batch=fast.COMPILED_MAX_BATCH + 1, device=cpu
     )
-    assert layout is None
+    assert factory is None
+    assert label == "eager"
     assert "batched eager steps are faster" in reason
-    assert fast.choose_engine(model, "eager", batch=1, device=cpu)[0] is None
+    assert choose_engine(model, "eager", batch=1, device=cpu)[1] is None
 
 
 def test_models_without_a_compiled_step_fall_back_or_say_why() -> None:
     wavenet = build_wavenet(
         WaveNetConfig(
-            residual_channels=4, dilation_channels=4, skip_channels=4, dilation_depth=2, bits=4
+            residual_channels=4, dilation_channels=4, skip_channels=4, end_channels=4,
+            layers=2, blocks=1, d_model=4, d_output=4, bits=4
         )
-    )
+    )  # fmt: skip
+    assert wavenet.engines == {}
     assert wavenet.generate(1, 5, engine="auto").engine == "eager"
-    with pytest.raises(
-        fast.EngineUnavailable, match="the compiled engine runs SaShiMi models, not WaveNet"
-    ):
+    message = "--engine compiled: BackboneLM over WaveNet supports only auto, eager"
+    with pytest.raises(EngineUnavailable, match=message):
         wavenet.generate(1, 5, engine="compiled")
-    with pytest.raises(ValueError, match="engine must be one of auto, eager, compiled; got 'fast'"):
-        wavenet.generate(1, 5, engine="fast")
+    # A SaShiMi with a kernel the C step does not know falls back under auto.
+    compiled = fast.COMPILED
+    with pytest.raises(EngineUnavailable, match="the compiled engine runs SaShiMi models, not "):
+        compiled.prepare(wavenet, 1, torch.device("cpu"))
 
 
 def test_without_a_c_compiler_auto_falls_back_and_compiled_says_why(
@@ -145,7 +155,7 @@ def test_without_a_c_compiler_auto_falls_back_and_compiled_says_why(
     monkeypatch.setenv("AUDIO_MODELS_CACHE", str(tmp_path))
     model = tiny()
     assert model.generate(1, 4, engine="auto").engine == "eager"
-    with pytest.raises(fast.EngineUnavailable, match="no C compiler found"):
+    with pytest.raises(EngineUnavailable, match="no C compiler found"):
         model.generate(1, 4, engine="compiled")
 
 

@@ -1,29 +1,83 @@
-"""The paper's presets: parameter counts and receptive field."""
+"""The reference's experiments as presets: each resolves, builds the reference's model (its
+parameter count) and carries the experiment's training settings."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from attrs import frozen
 
-from audio_models.builders import build_samplernn, build_sashimi, build_wavenet
-from audio_models.config import SampleRNNConfig, SaShiMiModelConfig, WaveNetConfig
+from audio_core.config import RunConfig
+from audio_core.manager import make_plugin_manager
+from audio_core.registry import Registry
+from audio_core.resolve import merge_sources, structure_run_config
+from audio_core.specs import DatasetSpec, PresetSpec
+from audio_models.config import SampleRNNConfig
+from audio_models.presets import PRESETS
 
-# (build, paper's figure in millions); the figures we get are stated in the README.
-PRESETS = {
-    "sashimi-sc09-glu": (lambda: build_sashimi(SaShiMiModelConfig()), 4.8, 4.764),
-    "sashimi-sc09-no-glu": (lambda: build_sashimi(SaShiMiModelConfig(glu=False)), 4.1, 4.072),
-    "wavenet-sc09": (lambda: build_wavenet(WaveNetConfig()), 4.2, 4.205),
-    "samplernn": (lambda: build_samplernn(SampleRNNConfig()), 35.0, 37.086),
+# The parameter counts of the reference's models (``../shared/reference/README.md``).
+COUNTS = {
+    "sashimi-sc09": 4_751_072,
+    "sashimi-youtubemix": 4_751_072,
+    "sashimi-beethoven": 4_751_072,
+    "wavenet-sc09": 4_244_480,
+    "wavenet-youtubemix": 4_244_480,
+    "wavenet-beethoven": 4_244_480,
+    "samplernn-sc09": 35_034_624,
+    "samplernn-youtubemix": 35_034_624,
+    "samplernn-beethoven": 35_034_624,
 }
 
 
+@frozen(kw_only=True)
+class _Data:
+    sample_len: int = 16000
+
+
+def registry() -> Registry:
+    reg = Registry.from_plugin_manager(make_plugin_manager(environ={}))
+    # audio-models' tests run without audio-data: stand-ins with the datasets' names.
+    datasets = [
+        DatasetSpec(name=name, config_cls=_Data, target="x:y", summary=name)
+        for name in ("sc09", "youtubemix", "beethoven")
+    ]
+    kinds: Any = ("kernels", "backbones", "models", "presets")
+    return Registry({**{k: list(reg.specs(k).values()) for k in kinds}, "datasets": datasets})
+
+
+def preset(name: str, reg: Registry) -> RunConfig:
+    return structure_run_config(merge_sources(base=reg.presets[name].load()), reg)
+
+
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_parameter_count_is_within_ten_percent_of_the_paper(name: str) -> None:
-    build, paper, ours = PRESETS[name]
-    count = sum(p.numel() for p in build().parameters()) / 1e6
-    assert count == pytest.approx(ours, abs=0.001)  # what the README states
-    assert abs(count - paper) <= 0.1 * paper
+def test_every_preset_resolves_and_builds_the_reference_model(name: str) -> None:
+    reg = registry()
+    assert isinstance(reg.presets[name], PresetSpec)
+    config = preset(name, reg)
+    assert name.endswith(config.dataset.name) or config.dataset.name in name
+    if name in COUNTS:
+        model = config.model.build()
+        assert sum(p.numel() for p in model.parameters()) == COUNTS[name]
 
 
-def test_wavenet_preset_sees_1024_samples() -> None:
-    assert WaveNetConfig().receptive_field == 1024
-    assert build_wavenet(WaveNetConfig()).backbone.receptive_field == 1024  # type: ignore[union-attr]
+def test_the_unet_preset_is_the_reference_unet() -> None:
+    config = preset("sashimi-sc09-unet", registry())
+    assert config.model.config.unet
+    assert config.model.config.kernel.config.n_ssm == 0
+    assert config.train.optimizer.weight_decay == 0.1
+    assert config.train.scheduler.name == "cosine"
+    model = config.model.build()
+    # The reference's README: "a slightly larger SaShiMi model (6.8M parameters)".
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(6.8e6, rel=0.01)
+
+
+def test_samplernn_presets_train_with_tbptt_and_clip_by_value() -> None:
+    reg = registry()
+    for name in ("samplernn-sc09", "samplernn-beethoven"):
+        config = preset(name, reg)
+        assert isinstance(config.model.config, SampleRNNConfig)
+        assert config.model.config.tbptt == 1024
+        assert (config.train.grad_clip, config.train.grad_clip_algorithm) == (1.0, "value")
+        assert config.train.batch_size == 128
+    assert preset("samplernn-beethoven", reg).model.config.dequantize == "linear"

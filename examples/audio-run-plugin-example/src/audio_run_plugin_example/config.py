@@ -43,3 +43,17 @@ class TonesConfig:
                 f"max_freq ({self.max_freq}) must be below the Nyquist frequency "
                 f"({self.sample_rate / 2} Hz at sample_rate {self.sample_rate})"
             )
+
+
+@frozen(kw_only=True)
+class DecayKernelConfig:
+    """``example-decay``: ``d_state`` real decaying modes per channel; the step sizes start
+    log-uniform in ``[dt_min, dt_max]``."""
+
+    d_state: int = field(default=16, validator=v.gt(0))
+    dt_min: float = field(default=0.001, validator=v.gt(0.0))
+    dt_max: float = field(default=0.1, validator=v.gt(0.0))
+
+    def __attrs_post_init__(self) -> None:
+        if self.dt_min > self.dt_max:
+            raise ValueError(f"dt_min ({self.dt_min}) must not exceed dt_max ({self.dt_max})")

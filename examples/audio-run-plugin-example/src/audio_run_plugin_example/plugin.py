@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from audio_core import BackboneSpec, DatasetSpec, hookimpl
+from audio_core import BackboneSpec, DatasetSpec, KernelSpec, hookimpl
 
-from .config import CausalConvConfig, TonesConfig
+from .config import CausalConvConfig, DecayKernelConfig, TonesConfig
+
+
+@hookimpl
+def register_kernels() -> Iterator[KernelSpec]:
+    yield KernelSpec(
+        name="example-decay",
+        config_cls=DecayKernelConfig,
+        target="audio_run_plugin_example.kernel:build",
+        summary="real diagonal decaying modes (the plugin template's kernel)",
+    )
 
 
 @hookimpl

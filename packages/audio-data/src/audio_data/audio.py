@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -59,15 +59,3 @@ def load_audio(
         print(f"note: resampling {path} from {rate} Hz to {sample_rate} Hz", file=sys.stderr)
         x = AF.resample(x, rate, sample_rate)
     return x
-
-
-def save_wav(path: Path, x: Tensor, sample_rate: int) -> None:
-    """Write mono 16-bit PCM atomically (a temporary file in the same folder, then rename)."""
-    from audio_core.runner.files import atomic_write
-
-    data = x.detach().cpu().float().clamp(-1, 1).numpy()
-
-    def write(handle: IO[bytes]) -> None:
-        sf.write(handle, data, sample_rate, subtype="PCM_16", format="WAV")
-
-    atomic_write(path, write)

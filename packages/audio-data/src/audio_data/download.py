@@ -13,14 +13,13 @@ import http.client
 import os
 import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from audio_core.runner.files import sha256_of
+from audio_core.io import check_replaceable, replacing_dir, sha256_of
 
 from .errors import DataError
 
@@ -130,6 +129,23 @@ def _check_member(name: str, link: bool, archive: Path) -> None:
         )
 
 
+def _unpack(archive: Path, into: Path) -> None:
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+                _check_member(info.filename, is_link, archive)
+            zf.extractall(into)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            members = tf.getmembers()
+            for member in members:
+                _check_member(member.name, member.issym() or member.islnk(), archive)
+            tf.extractall(into, members=members, filter="data")
+    else:
+        raise DataError(f"{archive}: neither a zip nor a tar archive; delete it and download again")
+
+
 def extract_archive(archive: Path, target: Path, *, force: bool = False) -> Path:
     """Unpack ``archive`` (zip or tar) so that ``target`` holds its content.
 
@@ -140,38 +156,20 @@ def extract_archive(archive: Path, target: Path, *, force: bool = False) -> Path
         DataError: ``target`` exists without ``force``, the archive is unreadable, or a
             member would escape the target folder (nothing is written then).
     """
-    if target.exists() and not force:
-        raise DataError(f"{target} already exists; pass --force to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.extract-"))
     try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                for info in zf.infolist():
-                    is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
-                    _check_member(info.filename, is_link, archive)
-                zf.extractall(tmp)
-        elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as tf:
-                members = tf.getmembers()
-                for member in members:
-                    _check_member(member.name, member.issym() or member.islnk(), archive)
-                tf.extractall(tmp, members=members, filter="data")
-        else:
-            raise DataError(
-                f"{archive}: neither a zip nor a tar archive; delete it and download again"
-            )
-        entries = [p for p in tmp.iterdir() if not p.name.startswith("__MACOSX")]
-        content = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{os.getpid()}"
-            os.replace(target, old)
-            shutil.rmtree(old)
-        os.replace(content, target)
+        with replacing_dir(target, force=force) as out:
+            staging = out / ".unpack"
+            staging.mkdir()
+            _unpack(archive, staging)
+            entries = [p for p in staging.iterdir() if not p.name.startswith("__MACOSX")]
+            content = entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
+            for child in list(content.iterdir()):
+                os.replace(child, out / child.name)
+            shutil.rmtree(staging)
+    except FileExistsError as exc:
+        raise DataError(str(exc)) from None
     except (zipfile.BadZipFile, tarfile.TarError) as exc:
         raise DataError(f"{archive}: cannot unpack ({exc}); delete it and download again") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -185,8 +183,10 @@ def fetch_dataset(
     progress: bool = True,
 ) -> Path:
     """Download ``url`` next to ``target``, extract it to ``target``, delete the archive."""
-    if target.exists() and not force:
-        raise DataError(f"{target} already exists; pass --force to replace it")
+    try:
+        check_replaceable(target, force=force)
+    except FileExistsError as exc:
+        raise DataError(str(exc)) from None
     suffix = "".join(PurePosixPath(url.split("?")[0]).suffixes[-2:]) or ".zip"
     archive = target.parent / f".{target.name}{suffix}"
     download_archive(url, archive, sha256=sha256, size=size, progress=progress)

@@ -16,16 +16,14 @@ across runs, processes and machines.
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from .audio import save_wav
+from audio_core.io import is_ours, replacing_dir, write_wav
+
 from .errors import DataError
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -168,6 +166,10 @@ def is_complete(root: Path, per_class: int) -> bool:
     )
 
 
+def _is_synth(root: Path) -> bool:
+    return is_ours(root) or (root / MARKER).is_file()
+
+
 def make_sc09_synth(
     root: Path,
     *,
@@ -188,29 +190,20 @@ def make_sc09_synth(
         raise DataError(
             f"--per-class must be at least 10 (every split needs speakers); got {per_class}"
         )
-    if root.exists() and not force:
-        raise DataError(f"{root} already exists; pass --force to replace it")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-"))
     try:
-        lists: dict[str, list[str]] = {"val": [], "test": []}
-        speakers = -(-per_class // 2)
-        for label, speaker, take, rel in layout(per_class):
-            save_wav(tmp / rel, synthesize(label, speaker, take), SAMPLE_RATE)
-            split = _split_of(speaker, speakers)
-            if split in lists:
-                lists[split].append(rel)
-            if progress is not None:
-                progress(1)
-        (tmp / "validation_list.txt").write_text("".join(f"{r}\n" for r in lists["val"]))
-        (tmp / "testing_list.txt").write_text("".join(f"{r}\n" for r in lists["test"]))
-        (tmp / MARKER).write_text(f"version={VERSION} per_class={per_class}\n")
-        if root.exists():
-            old = root.parent / f".{root.name}.old-{os.getpid()}"
-            os.replace(root, old)
-            shutil.rmtree(old)
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with replacing_dir(root, force=force, ours=_is_synth) as tmp:
+            lists: dict[str, list[str]] = {"val": [], "test": []}
+            speakers = -(-per_class // 2)
+            for label, speaker, take, rel in layout(per_class):
+                write_wav(tmp / rel, synthesize(label, speaker, take), SAMPLE_RATE)
+                split = _split_of(speaker, speakers)
+                if split in lists:
+                    lists[split].append(rel)
+                if progress is not None:
+                    progress(1)
+            (tmp / "validation_list.txt").write_text("".join(f"{r}\n" for r in lists["val"]))
+            (tmp / "testing_list.txt").write_text("".join(f"{r}\n" for r in lists["test"]))
+            (tmp / MARKER).write_text(f"version={VERSION} per_class={per_class}\n")
+    except FileExistsError as exc:
+        raise DataError(str(exc)) from None
     return root

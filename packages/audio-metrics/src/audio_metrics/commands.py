@@ -10,9 +10,13 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audio_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from audio_core.commands import CommandContext
+    from audio_core.resolve import RawConfig
 
 _OVERRIDES = """\
 KEY=VALUE settings (values read as TOML): dataset.FIELD=VALUE sets the dataset's config
@@ -194,48 +198,21 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 # -- configs -----------------------------------------------------------------------------------
-def split_overrides(tokens: list[str], sections: set[str]) -> dict[str, dict[str, Any]]:
-    """``["dataset.root=x", "is.splits=2"]`` -> ``{"dataset": {"root": "x"}, "is": {...}}``."""
-    from audio_core.resolve import parse_override
-
-    out: dict[str, dict[str, Any]] = {}
-    for token in tokens:
-        key, value = parse_override(token)
-        if len(key) < 2 or key[0] not in sections:
-            known = ", ".join(sorted(sections))
-            raise ConfigError([f"override {token!r}: the key must start with one of {known}"])
-        node = out.setdefault(key[0], {})
-        for part in key[1:-1]:
-            node = node.setdefault(part, {})
-        node[key[-1]] = value
-    return out
-
-
-def structure(registry: Any, data: dict[str, Any], cls: type[Any], where: str) -> Any:
-    from cattrs.errors import BaseValidationError
-
-    from audio_core.converter import error_lines, make_converter
-
-    try:
-        return make_converter(registry).structure(data, cls)
-    except (BaseValidationError, ValueError, TypeError) as exc:
-        lines = error_lines(exc)
-        raise ConfigError([line.replace("@ $", f"@ $.{where}", 1) for line in lines]) from None
-
-
 def build_dataset(
-    ctx: Any, name: str, base: dict[str, Any], overrides: dict[str, Any]
+    ctx: CommandContext, name: str, base: dict[str, Any], raw: RawConfig
 ) -> tuple[Any, dict[str, Any]]:
-    """Build a registered dataset from ``base`` settings plus overrides; returns the built
-    data and the settings that were used (to store in checkpoints and metrics.json)."""
+    """Build a registered dataset from ``base`` settings plus the ``dataset.*`` overrides in
+    ``raw``; returns the built data and the settings that were used (to store in checkpoints
+    and metrics.json)."""
     from audio_core.converter import make_converter
     from audio_core.registry import UnknownNameError
+    from audio_core.resolve import structure_section
 
     try:
         spec = ctx.registry.get("datasets", name)
     except UnknownNameError as exc:
         raise ConfigError([f"--dataset: {exc}"]) from None
-    config = structure(ctx.registry, {**base, **overrides}, spec.config_cls, "dataset")
+    config = structure_section(ctx.registry, raw, "dataset", spec.config_cls, base=base)
     data = spec.load_target()(config)
     if not getattr(data, "labels", ()):
         raise ConfigError([f"dataset {name!r} has no class labels; the classifier needs some"])
@@ -250,26 +227,23 @@ def _bar(total: int, desc: str, quiet: bool) -> Any:
 
 
 # -- classifier train / test -------------------------------------------------------------------
-def _train(args: argparse.Namespace, ctx: Any) -> int:
-    from audio_core.runner.files import write_text
+def _train(args: argparse.Namespace, ctx: CommandContext) -> int:
+    from audio_core.io import write_text
+    from audio_core.resolve import sections_of, structure_section
 
     from .audio import load_split
     from .config import ClassifierConfig
     from .errors import MetricsError
     from .training import TrainSettings, pick_device, predict, train_classifier
 
-    sections = split_overrides(args.overrides, {"dataset", "classifier"})
+    raw = sections_of(args.overrides, ("dataset", "classifier"))
     output: Path = args.output
     if output.exists() and any(output.iterdir()) and not args.force:
         raise MetricsError(f"{output}: exists and is not empty; pass --force or another --output")
     device = pick_device(args.device)
-    config = structure(
-        ctx.registry,
-        {**PRESETS[args.preset], **sections.get("classifier", {})},
-        ClassifierConfig,
-        "classifier",
-    )
-    data, dataset_settings = build_dataset(ctx, args.dataset, {}, sections.get("dataset", {}))
+    preset = PRESETS[args.preset]
+    config = structure_section(ctx.registry, raw, "classifier", ClassifierConfig, base=preset)
+    data, dataset_settings = build_dataset(ctx, args.dataset, {}, raw)
     loaded = {}
     for split in ("train", "val", "test"):
         n = len(data.splits[split])
@@ -312,18 +286,20 @@ def _train(args: argparse.Namespace, ctx: Any) -> int:
     return 0
 
 
-def _test(args: argparse.Namespace, ctx: Any) -> int:
+def _test(args: argparse.Namespace, ctx: CommandContext) -> int:
     import json
+
+    from audio_core.resolve import sections_of
 
     from .audio import load_split
     from .training import confusion, load_classifier, pick_device, predict
 
     device = pick_device(args.device)
     model, payload, _ = load_classifier(args.checkpoint, device)
-    sections = split_overrides(args.overrides, {"dataset"})
+    raw = sections_of(args.overrides, ("dataset",))
     name = args.dataset or payload["dataset"]["name"]
     base = payload["dataset"]["config"] if args.dataset is None else {}
-    data, _ = build_dataset(ctx, name, base, sections.get("dataset", {}))
+    data, _ = build_dataset(ctx, name, base, raw)
     labels = list(payload["labels"])
     if list(data.labels) != labels:
         raise ConfigError(
@@ -363,8 +339,10 @@ def _test(args: argparse.Namespace, ctx: Any) -> int:
 
 
 # -- evaluate ----------------------------------------------------------------------------------
-def _evaluate(args: argparse.Namespace, ctx: Any) -> int:
+def _evaluate(args: argparse.Namespace, ctx: CommandContext) -> int:
     import numpy as np
+
+    from audio_core.resolve import sections_of, structure_section
 
     from .audio import folder_batches, split_batches, wav_files
     from .errors import MetricsError
@@ -394,12 +372,13 @@ def _evaluate(args: argparse.Namespace, ctx: Any) -> int:
     if (output / "metrics.json").exists() and not args.force:
         raise MetricsError(f"{output / 'metrics.json'}: exists; pass --force to replace it")
     metric_names = set(ctx.registry.names("metrics"))
-    sections = split_overrides(args.overrides, {"dataset", *metric_names})
+    raw = sections_of(args.overrides, ("dataset", *metric_names))
     metrics = {}
     for name in sorted(metric_names):
         spec = ctx.registry.get("metrics", name)
-        config = structure(ctx.registry, sections.get(name, {}), spec.config_cls, name)
-        metrics[name] = spec.load_target()(config)
+        metrics[name] = spec.load_target()(
+            structure_section(ctx.registry, raw, name, spec.config_cls)
+        )
     if args.threshold_fixed is not None:
         lo, hi = args.threshold_fixed
         if not 0 <= lo < hi <= 1:
@@ -412,7 +391,7 @@ def _evaluate(args: argparse.Namespace, ctx: Any) -> int:
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     name = args.dataset or payload["dataset"]["name"]
     base = payload["dataset"]["config"] if args.dataset is None else {}
-    data, dataset_settings = build_dataset(ctx, name, base, sections.get("dataset", {}))
+    data, dataset_settings = build_dataset(ctx, name, base, raw)
     clip_len, rate = model.config.clip_len, model.config.sample_rate
     reused: dict[str, bool] = {}
 
@@ -439,7 +418,7 @@ def _evaluate(args: argparse.Namespace, ctx: Any) -> int:
         "reference": {"dataset": name, "split": "train", "n": len(reference)},
         "dataset_config": dataset_settings,
         "seed": args.seed,
-        "metric_configs": {k: sections.get(k, {}) for k in sorted(metrics)},
+        "metric_configs": {k: raw.data.get(k, {}) for k in sorted(metrics)},
         "thresholding": False,
     }
     if args.samples is not None:

@@ -151,7 +151,7 @@ def write_class_chart(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from audio_core.runner.files import atomic_write
+    from audio_core.io import atomic_write
 
     fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
     width = 0.8 / max(1, len(shares))
@@ -175,7 +175,7 @@ def write_class_chart(
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    from audio_core.runner.files import write_text
+    from audio_core.io import write_text
 
     write_text(path, json.dumps(_clean(data), indent=2) + "\n")
 

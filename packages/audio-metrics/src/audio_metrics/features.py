@@ -112,7 +112,7 @@ def load_cached(cache: Path, key: dict[str, Any]) -> Features | None:
 
 
 def store(cache: Path, key: dict[str, Any], features: Features) -> Path:
-    from audio_core.runner.files import atomic_write
+    from audio_core.io import atomic_write
 
     path = cache / f"{_digest(key)}.npz"
     buffer = io.BytesIO()

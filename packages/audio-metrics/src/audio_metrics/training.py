@@ -96,7 +96,7 @@ def confusion(pred: Tensor, target: Tensor, n: int) -> Tensor:
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    from audio_core.runner.files import atomic_write
+    from audio_core.io import atomic_write
 
     def write(handle: IO[bytes]) -> None:
         torch.save(payload, handle)
@@ -122,7 +122,7 @@ def train_classifier(
     checkpoint's payload."""
     from tqdm import tqdm
 
-    from audio_core.runner.files import package_versions
+    from audio_core.versions import package_versions
 
     out = out if out is not None else sys.stdout
     torch.manual_seed(settings.seed)

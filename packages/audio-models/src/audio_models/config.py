@@ -1,11 +1,16 @@
 """Model options as attrs classes: what the ``[model]`` section of a run config holds.
 
-Importing this module costs no torch (the plugin imports it to register the models).
+Importing this module costs no torch (the plugin imports it to register the models). The
+records of the parts other configs name by default (the ``sashimi`` backbone) are defined
+here, beside their config classes.
+
+Pluggable parts are nested tables resolved through the registry: SaShiMi's
+``[model.kernel] name = "s4"`` (any registered kernel), the generic language model's
+``[model.backbone] name = "sashimi"`` (any registered backbone).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Any, Literal
 
@@ -13,11 +18,13 @@ import attrs
 from attrs import field, frozen
 from attrs import validators as v
 
-from audio_core.config import one_of
-from ssm_kernels.config import S4Config, S4DConfig
+from audio_core.config import BackboneChoice, KernelChoice, one_of
+from audio_core.specs import BackboneSpec
+from ssm_kernels.config import S4Config
+from ssm_kernels.plugin import S4
 
-KernelName = Literal["s4", "s4d"]
-RNNCell = Literal["gru", "lstm"]
+NormKind = Literal["scalar", "layer"]
+Dequantize = Literal["mu-law", "linear"]
 
 
 def _positive_tuple(_: object, attribute: attrs.Attribute[Any], value: tuple[int, ...]) -> None:
@@ -27,64 +34,38 @@ def _positive_tuple(_: object, attribute: attrs.Attribute[Any], value: tuple[int
 
 @frozen(kw_only=True)
 class SaShiMiConfig:
-    """The SaShiMi backbone (``sashimi`` backbone; the paper's SC09 defaults).
+    """The SaShiMi backbone (``sashimi`` backbone); the defaults are the paper's SC09 model.
 
     Attributes:
         d_model: width of the outermost tier.
-        n_layers: residual layers (an S4 block and a feed-forward block each) per tier.
-        pool: pooling factor of each tier boundary, outermost first (``()`` for a flat stack).
+        n_layers: residual S4 layers per tier (each followed by a feed-forward layer).
+        pool: pooling factor of each tier boundary, outermost first (``[]`` for a flat stack).
         expand: width multiplier at each pooling step.
-        ff: expansion of the feed-forward blocks.
-        glu: S4 blocks end in a GLU output projection (the released SC09 model has it).
-        bidirectional: non-causal S4 blocks (for diffusion); no recurrent mode then.
-        unet: also put ``n_layers`` layers on the way down, before each pooling step.
+        ff: expansion of the feed-forward layers (``0``: no feed-forward layers).
+        glu: S4 blocks end in a GLU output projection (the reference's ``final_act: glu``).
+        norm: ``scalar`` (the reference's norm for its audio models: one learnt shift and
+            scale over all channels) or ``layer`` (a LayerNorm with per-channel parameters).
+        unet: the U-Net topology (layers on the way down too, skip connections between
+            mirror layers; the reference's ``sashimi-sc09-unet``).
+        bidirectional: non-causal S4 blocks and up-pools (for diffusion); no recurrent mode.
         dropout: dropout inside the blocks.
-        l_max: the training sequence length in samples (S4 parametrises its kernel at it).
-        kernel: ``s4`` or ``s4d``; the next fields are passed on to it.
-        d_state, init, rank, n_ssm, dt_min, dt_max, discretization, ssm_lr: the kernel's options
-            (``init=""`` keeps the kernel's own default; ``rank`` and ``discretization`` apply
-            to ``s4`` and ``s4d`` only, respectively).
+        l_max: the training sequence length in samples (S4 tunes its kernel to each tier's).
+        kernel: the S4 kernel of every block, a table with ``name`` (``s4``, ``s4d`` or any
+            registered kernel) and that kernel's own options.
     """
 
     d_model: int = field(default=64, validator=v.ge(1))
     n_layers: int = field(default=8, validator=v.ge(0))
     pool: tuple[int, ...] = field(default=(4, 4), validator=_positive_tuple)
     expand: int = field(default=2, validator=v.ge(1))
-    ff: int = field(default=2, validator=v.ge(1))
+    ff: int = field(default=2, validator=v.ge(0))
     glu: bool = True
-    bidirectional: bool = False
+    norm: NormKind = field(default="scalar", validator=one_of(NormKind))
     unet: bool = False
+    bidirectional: bool = False
     dropout: float = field(default=0.0, validator=[v.ge(0.0), v.lt(1.0)])
     l_max: int = field(default=16000, validator=v.ge(1))
-    kernel: KernelName = field(default="s4", validator=one_of(KernelName))
-    d_state: int = field(default=64, validator=v.ge(2))
-    init: str = ""
-    rank: int = field(default=1, validator=v.ge(1))
-    n_ssm: int = field(default=1, validator=v.ge(1))
-    dt_min: float = field(default=0.001, validator=v.gt(0.0))
-    dt_max: float = field(default=0.1, validator=v.gt(0.0))
-    discretization: Literal["zoh", "bilinear"] = field(
-        default="zoh", validator=one_of(Literal["zoh", "bilinear"])
-    )
-    ssm_lr: float = field(default=0.001, validator=v.ge(0.0))
-
-    def __attrs_post_init__(self) -> None:
-        self.kernel_config()  # the kernel validates its own options
-
-    def kernel_config(self) -> S4Config | S4DConfig:
-        """The ``ssm_kernels`` config these options describe."""
-        common = {
-            "d_state": self.d_state,
-            "n_ssm": self.n_ssm,
-            "dt_min": self.dt_min,
-            "dt_max": self.dt_max,
-            "lr": self.ssm_lr,
-        }
-        if self.kernel == "s4":
-            s4 = S4Config(rank=self.rank, **common)  # type: ignore[arg-type]
-            return attrs.evolve(s4, init=self.init) if self.init else s4  # type: ignore[arg-type]
-        s4d = S4DConfig(discretization=self.discretization, **common)  # type: ignore[arg-type]
-        return attrs.evolve(s4d, init=self.init) if self.init else s4d  # type: ignore[arg-type]
+    kernel: KernelChoice = KernelChoice(name="s4", config=S4Config(), spec=S4)  # noqa: RUF009
 
     @property
     def pool_product(self) -> int:
@@ -94,7 +75,8 @@ class SaShiMiConfig:
 @frozen(kw_only=True)
 class SaShiMiModelConfig(SaShiMiConfig):
     """The ``sashimi`` model: a SaShiMi backbone between a ``2**bits``-way embedding and a
-    linear head, trained by next-sample prediction.
+    linear head, trained by next-sample prediction (the same as ``lm`` with the ``sashimi``
+    backbone).
 
     Attributes:
         bits: quantisation bits of the input and output (256 classes at 8).
@@ -103,33 +85,63 @@ class SaShiMiModelConfig(SaShiMiConfig):
     bits: int = field(default=8, validator=[v.ge(1), v.le(16)])
 
 
-@frozen(kw_only=True)
-class WaveNetConfig:
-    """The ``wavenet`` model: dilated causal convolutions with gated activations.
+#: The ``sashimi`` backbone record (the default backbone of the ``lm`` model).
+SASHIMI_BACKBONE = BackboneSpec(
+    name="sashimi",
+    config_cls=SaShiMiConfig,
+    target="audio_models.builders:build_sashimi_backbone",
+    summary="SaShiMi: multi-scale S4 stack with pooling (sequence to sequence)",
+)
 
-    The defaults are the SaShiMi paper's SC09 baseline size: one cycle of dilations
-    ``1, 2, ..., 512`` (receptive field 1024 samples) with 256 channels, about 4.2 M parameters.
+
+@frozen(kw_only=True)
+class LMConfig:
+    """The ``lm`` model: an embedding, any registered backbone and a linear head.
 
     Attributes:
-        residual_channels, dilation_channels, skip_channels: widths of the residual stream,
-            of the gated activation and of the skip stream.
-        kernel_size: taps of each dilated convolution.
-        dilation_cycles: repetitions of the dilation cycle.
-        dilation_depth: layers per cycle; layer ``i`` of a cycle has dilation ``2**i``.
         bits: quantisation bits (``2**bits`` classes).
+        backbone: a table with ``name`` (``sashimi``, ``wavenet`` or any registered
+            backbone) and the backbone's own options. The backbone must map
+            ``(batch, length, d_model)`` to ``(batch, length, d_output)`` causally and say its
+            widths as ``d_model`` / ``d_output`` attributes; generation also needs a recurrent
+            mode (``setup_step``, ``default_state``, ``step``).
     """
 
-    residual_channels: int = field(default=256, validator=v.ge(1))
-    dilation_channels: int = field(default=256, validator=v.ge(1))
-    skip_channels: int = field(default=256, validator=v.ge(1))
+    bits: int = field(default=8, validator=[v.ge(1), v.le(16)])
+    backbone: BackboneChoice = BackboneChoice(  # noqa: RUF009 - frozen, shared safely
+        name="sashimi", config=SaShiMiConfig(), spec=SASHIMI_BACKBONE
+    )
+
+
+@frozen(kw_only=True)
+class WaveNetConfig:
+    """The ``wavenet`` backbone and model; the defaults are the reference's SC09 model
+    (4 blocks of 10 layers, receptive field 4093 samples, 4.24 M parameters).
+
+    Attributes:
+        layers: layers per block; layer ``i`` of a block has dilation ``2**i``.
+        blocks: repetitions of the dilation cycle.
+        residual_channels, dilation_channels, skip_channels, end_channels: the widths.
+        kernel_size: taps of each dilated convolution.
+        d_model: width of the input embedding (the reference's is 256).
+        d_output: output width of the backbone (the reference's ``classes``, 256).
+        bits: quantisation bits (``2**bits`` classes) of the ``wavenet`` model.
+    """
+
+    layers: int = field(default=10, validator=v.ge(1))
+    blocks: int = field(default=4, validator=v.ge(1))
+    residual_channels: int = field(default=64, validator=v.ge(1))
+    dilation_channels: int = field(default=64, validator=v.ge(1))
+    skip_channels: int = field(default=1024, validator=v.ge(1))
+    end_channels: int = field(default=512, validator=v.ge(1))
     kernel_size: int = field(default=2, validator=v.ge(2))
-    dilation_cycles: int = field(default=1, validator=v.ge(1))
-    dilation_depth: int = field(default=10, validator=v.ge(1))
+    d_model: int = field(default=256, validator=v.ge(1))
+    d_output: int = field(default=256, validator=v.ge(1))
     bits: int = field(default=8, validator=[v.ge(1), v.le(16)])
 
     @property
     def dilations(self) -> tuple[int, ...]:
-        return tuple(2**i for i in range(self.dilation_depth)) * self.dilation_cycles
+        return tuple(2**i for i in range(self.layers)) * self.blocks
 
     @property
     def receptive_field(self) -> int:
@@ -138,32 +150,36 @@ class WaveNetConfig:
 
 @frozen(kw_only=True)
 class SampleRNNConfig:
-    """The ``samplernn`` model: recurrent frame-level tiers over a sample-level MLP.
+    """The ``samplernn`` model; the defaults are the reference's SC09 model (35.0 M weights).
 
     Attributes:
-        frame_sizes: samples per frame of each frame-level tier, top first; each must be a
-            multiple of the next, and the last is also the sample-level MLP's input window.
-            The default 3-tier model, ``(16, 4)``, is the SaShiMi paper's baseline shape.
-        dim: width of the RNNs and the MLP.
-        n_rnn: stacked RNN layers per frame-level tier.
-        cell: ``gru`` or ``lstm``.
-        embedding: width of the sample-level input embedding.
+        frame_sizes: bottom first: tier ``i`` reads frames of ``f_0 ... f_i`` samples and
+            conditions ``f_i`` steps of the tier below (``[8, 2, 2]``: frames of 8, 16, 32).
+        d_hidden: width of the GRUs and the sample-level MLP.
+        n_rnn: GRU layers per tier.
+        d_model: width of the sample-level embedding.
         bits: quantisation bits (``2**bits`` classes).
+        dequantize: how frame tiers read samples: ``mu-law`` or ``linear``, as the data was
+            quantised.
+        tbptt: train with truncated backpropagation through time in chunks of this many
+            samples (the reference's 1024; a multiple of the top frame), carrying the GRU
+            states between chunks; ``0`` trains on whole sequences.
     """
 
-    frame_sizes: tuple[int, ...] = field(default=(16, 4), validator=_positive_tuple)
-    dim: int = field(default=1024, validator=v.ge(1))
-    n_rnn: int = field(default=2, validator=v.ge(1))
-    cell: RNNCell = field(default="gru", validator=one_of(RNNCell))
-    embedding: int = field(default=256, validator=v.ge(1))
+    frame_sizes: tuple[int, ...] = field(default=(8, 2, 2), validator=_positive_tuple)
+    d_hidden: int = field(default=1024, validator=v.ge(1))
+    n_rnn: int = field(default=1, validator=v.ge(1))
+    d_model: int = field(default=256, validator=v.ge(1))
     bits: int = field(default=8, validator=[v.ge(1), v.le(16)])
+    dequantize: Dequantize = field(default="mu-law", validator=one_of(Dequantize))
+    tbptt: int = field(default=1024, validator=v.ge(0))
 
     def __attrs_post_init__(self) -> None:
-        sizes = self.frame_sizes
-        if not sizes:
+        if not self.frame_sizes:
             raise ValueError("'frame_sizes' needs at least one frame-level tier")
-        for outer, inner in itertools.pairwise(sizes):
-            if outer % inner:
-                raise ValueError(
-                    f"each frame size must be a multiple of the next; got {outer} then {inner}"
-                )
+        top = math.prod(self.frame_sizes)
+        if self.tbptt % top:
+            raise ValueError(
+                f"tbptt ({self.tbptt}) must be a multiple of the top frame, "
+                f"prod(frame_sizes) = {top} (or 0)"
+            )

@@ -7,20 +7,28 @@ codes). Two modes compute the same distribution:
 - ``logits(x)``: all positions at once from the whole sequence (training, scoring);
 - ``step(prev, state)``: one position from the previous sample and a state (generation).
 
-``generate`` samples with a temperature and a nucleus (``top_p``) but reports each sample's
-log-likelihood *under the model* (temperature 1, no truncation), which equals what
-``log_likelihood`` computes teacher-forced on the produced samples.
+Sampling itself lives in :mod:`audio_models.sampling`; a model only lists the engines it can
+use (``engines``), which the builders attach.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ssm_kernels.protocol import Recurrent
+
+from . import sampling
+from .sampling import EngineSpec, Generated
+
+#: Class index that marks "no target here" (padding): left out of the loss and the accuracy.
+IGNORE_INDEX = -100
 
 
 class Loss(NamedTuple):
@@ -30,47 +38,16 @@ class Loss(NamedTuple):
     bits: Tensor
 
 
-class Generated(NamedTuple):
-    """What :meth:`AutoregressiveModel.generate` returns.
+class AutoregressiveModel(nn.Module, ABC):
+    """The interface shared by SaShiMi, WaveNet and SampleRNN (see the module notes).
 
     Attributes:
-        samples: ``(n, length)`` class indices, prefix included.
-        log_likelihood: ``(n,)`` float64, the model's log-probability (nats) of the samples
-            after the prefix, given the prefix.
-        prefix_len: how many leading samples were given rather than sampled.
-        engine: which engine computed the steps (see :mod:`audio_models.fast.engine`).
+        bits: quantisation bits (``2**bits`` classes).
+        engines: generation engines besides ``eager``, by name (set by the builders).
     """
-
-    samples: Tensor
-    log_likelihood: Tensor
-    prefix_len: int
-    engine: str = "eager"
-
-
-def sample_logits(
-    logits: Tensor, *, temperature: float, top_p: float, generator: torch.Generator | None
-) -> Tensor:
-    """Draw one class per row of ``logits (batch, classes)``.
-
-    ``temperature`` divides the logits; ``top_p < 1`` keeps the smallest set of most likely
-    classes whose probability reaches ``top_p`` (nucleus sampling). ``temperature == 0`` takes
-    the most likely class.
-    """
-    if temperature == 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits.double() / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        before = sorted_probs.cumsum(-1) - sorted_probs  # mass of the classes ranked higher
-        sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-
-
-class AutoregressiveModel(nn.Module, ABC):
-    """The interface shared by SaShiMi, WaveNet and SampleRNN (see the module notes)."""
 
     bits: int
+    engines: Mapping[str, EngineSpec] = {}
 
     @property
     def n_classes(self) -> int:
@@ -98,7 +75,9 @@ class AutoregressiveModel(nn.Module, ABC):
         ...
 
     @abstractmethod
-    def default_state(self, batch: int, *, device: torch.device | None = None) -> Any:
+    def default_state(
+        self, batch: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> Any:
         """The state before the first sample."""
         ...
 
@@ -109,13 +88,14 @@ class AutoregressiveModel(nn.Module, ABC):
         ...
 
     # -- shared ----------------------------------------------------------------------------
-    def _check_tokens(self, x: Tensor) -> None:
+    def _check_tokens(self, x: Tensor, *, ignore: bool = False) -> None:
         if x.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
             raise TypeError(f"expected class indices (an integer tensor); got {x.dtype}")
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.n_classes):
+        values = x[x != IGNORE_INDEX] if ignore else x
+        if values.numel() and (int(values.min()) < 0 or int(values.max()) >= self.n_classes):
             raise ValueError(
                 f"class indices must lie in [0, {self.n_classes - 1}] for bits={self.bits}; "
-                f"got values in [{int(x.min())}, {int(x.max())}]"
+                f"got values in [{int(values.min())}, {int(values.max())}]"
             )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -124,10 +104,19 @@ class AutoregressiveModel(nn.Module, ABC):
         return self.loss(x).nats
 
     def loss(self, x: Tensor) -> Loss:
-        """Mean next-sample negative log-likelihood of ``x (batch, L)``, nats and bits."""
-        self._check_tokens(x)
-        logits = self.logits(x)
-        nats = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), x.reshape(-1).long())
+        """Mean next-sample negative log-likelihood of ``x (batch, L)``, nats and bits.
+
+        Positions holding :data:`IGNORE_INDEX` (padding) are left out; the model then sees
+        them as the start token.
+        """
+        self._check_tokens(x, ignore=True)
+        inputs = torch.where(x == IGNORE_INDEX, self.start_token, x)
+        logits = self.logits(inputs)
+        nats = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(),
+            x.reshape(-1).long(),
+            ignore_index=IGNORE_INDEX,
+        )
         return Loss(nats, nats / math.log(2))
 
     def log_likelihood(self, x: Tensor, *, start: int = 0) -> Tensor:
@@ -138,7 +127,6 @@ class AutoregressiveModel(nn.Module, ABC):
         picked = logp.gather(-1, x.long().unsqueeze(-1)).squeeze(-1)
         return picked[:, start:].sum(-1)
 
-    @torch.no_grad()
     def generate(
         self,
         n: int,
@@ -150,86 +138,40 @@ class AutoregressiveModel(nn.Module, ABC):
         batch: int = 16,
         mode: str = "linear",
         generator: torch.Generator | None = None,
-        progress: Any = None,
+        progress: Callable[[int], Any] | None = None,
         engine: str = "auto",
     ) -> Generated:
-        """Sample ``n`` sequences of ``length`` samples, ``batch`` at a time.
-
-        Args:
-            prefix: ``(n, l_prefix)`` class indices to continue (conditional generation);
-                the prefix is run through the recurrence and counts toward ``length``.
-            temperature, top_p: how samples are drawn (see :func:`sample_logits`); the
-                reported log-likelihood is always under the model itself.
-            mode: S4 step mode (ignored by models without S4 layers).
-            generator: the random generator to draw from (on the model's device).
-            progress: optional callable ``progress(n_done_steps)`` called after each step.
-            engine: ``auto`` (the fastest that applies), ``eager`` (the model's own ``step``)
-                or ``compiled`` (SaShiMi on the CPU: a fused C step; see
-                :mod:`audio_models.fast.engine`). All give the same logits to float32
-                rounding.
-
-        Raises:
-            EngineUnavailable: ``engine="compiled"`` where it cannot run (says why).
-        """
-        if n < 1 or length < 1 or batch < 1:
-            raise ValueError(f"n, length and batch must be >= 1; got {n}, {length}, {batch}")
-        if temperature < 0 or not 0 < top_p <= 1:
-            raise ValueError(
-                f"need temperature >= 0 and 0 < top_p <= 1; got {temperature}, {top_p}"
-            )
-        prefix_len = 0
+        """Sample ``n`` sequences of ``length`` samples (:func:`audio_models.sampling.generate`)."""
         if prefix is not None:
             self._check_tokens(prefix)
-            if prefix.dim() != 2 or prefix.shape[0] != n or prefix.shape[1] > length:
-                raise ValueError(
-                    f"prefix must have shape (n={n}, l_prefix <= length={length}); "
-                    f"got {tuple(prefix.shape)}"
-                )
-            prefix_len = prefix.shape[1]
-        from .fast.engine import CompiledStepper, EagerStepper, choose_engine, stepper_name
-
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        compiled, _ = choose_engine(self, engine, batch=min(batch, n), device=device)
-        if compiled is None:
-            self.setup_rnn(mode)
-        samples = torch.empty(n, length, dtype=torch.long, device=device)
-        loglik = torch.zeros(n, dtype=torch.float64, device=device)
-        try:
-            for lo in range(0, n, batch):
-                hi = min(n, lo + batch)
-                stepper = (
-                    CompiledStepper(compiled, hi - lo)
-                    if compiled is not None
-                    else EagerStepper(self, hi - lo, device)
-                )
-                prev = torch.full((hi - lo,), self.start_token, dtype=torch.long, device=device)
-                for t in range(length):
-                    logits = stepper.step(prev)
-                    if t < prefix_len:
-                        assert prefix is not None
-                        token = prefix[lo:hi, t].to(device=device, dtype=torch.long)
-                    else:
-                        token = sample_logits(
-                            logits, temperature=temperature, top_p=top_p, generator=generator
-                        )
-                        logp = torch.log_softmax(logits.double(), dim=-1)
-                        loglik[lo:hi] += logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)
-                    samples[lo:hi, t] = token
-                    prev = token
-                    if progress is not None:
-                        progress(hi - lo)
-        finally:
-            self.train(was_training)
-        return Generated(samples, loglik, prefix_len, stepper_name(compiled))
+        return sampling.generate(
+            self,
+            n,
+            length,
+            prefix=prefix,
+            temperature=temperature,
+            top_p=top_p,
+            batch=batch,
+            mode=mode,
+            generator=generator,
+            progress=progress,
+            engine=engine,
+        )
 
 
 class BackboneLM(AutoregressiveModel):
-    """Embedding -> sequence backbone -> linear head (SaShiMi and WaveNet).
+    """Embedding -> sequence backbone -> linear head: the language model over any backbone.
 
-    The backbone maps ``(batch, L, d_model)`` to ``(batch, L, d_out)`` and has ``setup_step``,
-    ``default_state(batch, device=)`` and ``step(x (batch, d_model), state)``.
+    Parameters: ``embedding.weight`` (the reference's ``encoder.0``), the backbone's, and
+    ``head.weight`` / ``head.bias`` (its ``decoder.0.output_transform``).
+
+    Args:
+        backbone: maps ``(batch, L, d_model)`` to ``(batch, L, d_output)`` causally, with a
+            recurrent mode (:class:`~ssm_kernels.protocol.Recurrent`) for generation. A
+            backbone with an integer ``context`` attribute sees that many start tokens before
+            every sequence (WaveNet: its receptive field minus one, as the reference pads).
+        d_model, d_out: the backbone's input and output widths.
+        bits: quantisation bits.
     """
 
     def __init__(self, backbone: nn.Module, *, d_model: int, d_out: int, bits: int) -> None:
@@ -238,17 +180,49 @@ class BackboneLM(AutoregressiveModel):
         self.embedding = nn.Embedding(2**bits, d_model)
         self.backbone = backbone
         self.head = nn.Linear(d_out, 2**bits)
+        self.context = int(getattr(backbone, "context", 0))
+
+    def _recurrent(self) -> Recurrent[Any]:
+        if not isinstance(self.backbone, Recurrent):
+            raise TypeError(
+                f"backbone {type(self.backbone).__name__} has no recurrent mode (setup_step, "
+                "default_state, step), which generation needs"
+            )
+        return self.backbone
+
+    def forward_inputs(self, inputs: Tensor) -> Tensor:
+        """Logits ``(batch, L, classes)`` of input tokens ``(batch, L)`` as they are: output
+        ``j`` is the distribution of the token after ``inputs[:, j]`` (the reference's
+        module-level ``forward``)."""
+        out: Tensor = self.head(self.backbone(self.embedding(inputs.long())))
+        return out
 
     def logits(self, x: Tensor) -> Tensor:
-        h = self.backbone(self.embedding(self.shift_right(x).long()))
-        return self.head(h)  # type: ignore[no-any-return]
+        inputs = self.shift_right(x)
+        if self.context:
+            pad = torch.full_like(x[:, :1], self.start_token).expand(-1, self.context)
+            inputs = torch.cat([pad, inputs], dim=1)
+        return self.forward_inputs(inputs)[:, self.context :]
 
     def setup_rnn(self, mode: str = "linear") -> None:
-        self.backbone.setup_step(mode)  # type: ignore[operator]
+        self._recurrent().setup_step(mode)  # type: ignore[arg-type]
 
-    def default_state(self, batch: int, *, device: torch.device | None = None) -> Any:
-        return self.backbone.default_state(batch, device=device)  # type: ignore[operator]
+    def default_state(
+        self, batch: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> Any:
+        state = self._recurrent().default_state(batch, device=device, dtype=dtype)
+        if self.context:
+            start = torch.full((batch,), self.start_token, dtype=torch.long, device=device)
+            prime: Any = getattr(self.backbone, "prime", None)
+            if prime is not None:  # fill the state from one pass over the context
+                context = self.embedding(start).unsqueeze(1).expand(-1, self.context, -1)
+                state = prime(context, state)
+            else:
+                for _ in range(self.context):
+                    _, state = self._recurrent().step(self.embedding(start), state)
+        return state
 
     def step(self, prev: Tensor, state: Any) -> tuple[Tensor, Any]:
-        h, state = self.backbone.step(self.embedding(prev.long()), state)  # type: ignore[operator]
-        return self.head(h), state
+        h, state = self._recurrent().step(self.embedding(prev.long()), state)
+        out: Tensor = self.head(h)
+        return out, state

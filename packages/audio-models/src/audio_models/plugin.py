@@ -1,25 +1,36 @@
 """The ``sashimi-audio-models`` plugin, loaded through its ``audio_run`` entry point.
 
-It registers the ``sashimi`` backbone and the ``sashimi``, ``wavenet`` and ``samplernn``
-models. Only the torch-free config module is imported here.
+It registers the ``sashimi`` and ``wavenet`` backbones, the ``sashimi``, ``lm``, ``wavenet``
+and ``samplernn`` models, the presets of the reference's experiments (``sashimi-sc09``, ...)
+and the ``audio-run checkpoint`` command. Only torch-free modules are imported here.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 
-from audio_core import BackboneSpec, ModelSpec, hookimpl
+from audio_core import BackboneSpec, ModelSpec, PresetSpec, hookimpl
 
-from .config import SampleRNNConfig, SaShiMiConfig, SaShiMiModelConfig, WaveNetConfig
+from . import commands
+from .config import (
+    SASHIMI_BACKBONE,
+    LMConfig,
+    SampleRNNConfig,
+    SaShiMiModelConfig,
+    WaveNetConfig,
+)
+from .presets import PRESETS
 
 
 @hookimpl
 def register_backbones() -> Iterator[BackboneSpec]:
+    yield SASHIMI_BACKBONE
     yield BackboneSpec(
-        name="sashimi",
-        config_cls=SaShiMiConfig,
-        target="audio_models.builders:build_sashimi_backbone",
-        summary="SaShiMi: multi-scale S4 stack with pooling (sequence to sequence)",
+        name="wavenet",
+        config_cls=WaveNetConfig,
+        target="audio_models.builders:build_wavenet_backbone",
+        summary="WaveNet: dilated causal convolutions, gated activations",
     )
 
 
@@ -29,7 +40,15 @@ def register_models() -> Iterator[ModelSpec]:
         name="sashimi",
         config_cls=SaShiMiModelConfig,
         target="audio_models.builders:build_sashimi",
-        summary="SaShiMi autoregressive waveform model (S4/S4D, pooling 4x4)",
+        summary="SaShiMi autoregressive waveform model (any kernel, pooling 4x4)",
+        engines=("eager", "compiled"),
+    )
+    yield ModelSpec(
+        name="lm",
+        config_cls=LMConfig,
+        target="audio_models.builders:build_lm",
+        summary="language model over any registered backbone (model.backbone.name=...)",
+        engines=("eager", "compiled"),
     )
     yield ModelSpec(
         name="wavenet",
@@ -41,5 +60,16 @@ def register_models() -> Iterator[ModelSpec]:
         name="samplernn",
         config_cls=SampleRNNConfig,
         target="audio_models.builders:build_samplernn",
-        summary="SampleRNN: 3-tier frame-level RNNs over a sample-level MLP",
+        summary="SampleRNN: frame-level GRU tiers over a sample-level MLP",
     )
+
+
+@hookimpl
+def register_presets() -> Iterator[PresetSpec]:
+    for name, (function, summary) in PRESETS.items():
+        yield PresetSpec(name=name, target=f"audio_models.presets:{function}", summary=summary)
+
+
+@hookimpl
+def register_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    commands.register(subparsers)

@@ -1,187 +1,304 @@
 """SampleRNN (Mehri et al. 2017): frame-level RNN tiers over a sample-level MLP.
 
-With frame sizes ``(F1, F2, ..., Fk)`` (top first), tier ``i`` advances once per ``Fi``
-samples. At its step ``j`` it reads the *previous* frame of ``Fi`` samples (as real values in
-``[-1, 1]``), adds the conditioning the tier above produced for this step, runs its RNN and
-expands the output into one conditioning vector per step of the tier below (``Fi / F(i+1)``
-of them, or ``Fk`` for the sample level). The sample-level MLP predicts sample ``t`` from the
-embeddings of samples ``t - Fk .. t - 1`` and its conditioning vector. Samples before the
-start are the start token, so everything is causal by construction.
+The module tree is the reference implementation's (``reproduce: true``), so its checkpoints
+map onto ours key for key. ``frame_sizes`` is bottom first: tier ``i`` reads frames of
+``n_i = f_0 f_1 ... f_i`` samples (the cumulative products; ``(8, 2, 2)`` gives 8, 16, 32)
+and hands ``f_i`` conditioning vectors per frame to the tier below. Per tier:
 
-Generation runs the same schedule one sample at a time (tier ``i`` steps when ``t % Fi == 0``)
+- ``input_expand``: a weight-normalised 1x1 convolution over the frame's ``n_i`` samples,
+  dequantised to ``2 * decode(q)`` in ``[-2, 2]``;
+- ``rnn``: a GRU with a learnt initial state ``h0``;
+- ``upsampling``: a weight-normalised transposed convolution with stride ``f_i`` and a bias per
+  output position.
+
+The sample-level MLP embeds the last ``f_0`` samples, convolves them to the hidden width, adds
+the bottom tier's conditioning and applies ``ReLU -> 1x1 -> ReLU -> 1x1`` (all weight-normalised).
+
+Tier ``i`` steps when ``t % n_i == 0``, on the ``n_i`` inputs ending at the current one; the
+language model shows ``n_top - 1`` start tokens before every sequence (plus the shifted-in
+start token), as the reference pads. Generation runs the same schedule one sample at a time
 with fixed-shape buffers and RNN states updated in place.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Literal, cast
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .lm import AutoregressiveModel
 
+Dequantize = Literal["mu-law", "linear"]
 
-@dataclass
-class SampleRNNState:
-    """Recurrent state: ``t``, the last ``F1`` samples, per-tier RNN states (``(h,)`` for GRU,
-    ``(h, c)`` for LSTM) and per-tier pending conditioning ``(B, steps below, dim)``."""
 
-    t: int
-    history: Tensor
-    rnn: list[tuple[Tensor, ...]]
-    cond: list[Tensor]
+def dequantize(codes: Tensor, bits: int, kind: Dequantize, dtype: torch.dtype) -> Tensor:
+    """The reference's decoders: ``y = q / 2**(bits - 1) - 1`` (so the start token decodes to
+    exactly 0), then for mu-law ``sign(y) ((1 + mu)^|y| - 1) / mu`` with ``mu = 2**bits - 1``."""
+    mu = 2**bits - 1
+    y: Tensor = codes.to(dtype) / 2 ** (bits - 1) - 1.0
+    if kind == "linear":
+        return y
+    expanded: Tensor = torch.sign(y) * (torch.pow(1.0 + mu, y.abs()) - 1.0) / mu
+    return expanded
+
+
+def _product(a: int, b: int) -> int:
+    return a * b
+
+
+class WeightNorm(nn.Module):
+    """Weight normalisation of a convolution weight, as ``torch.nn.utils.weight_norm`` stores
+    it: ``weight = weight_g * weight_v / ||weight_v||`` (one norm per slice along dim 0)."""
+
+    def __init__(self, weight: Tensor) -> None:
+        super().__init__()
+        self.weight_v = nn.Parameter(weight.detach().clone())
+        dims = tuple(range(1, weight.dim()))
+        self.weight_g = nn.Parameter(weight.detach().norm(dim=dims, keepdim=True))
+
+    @property
+    def weight(self) -> Tensor:
+        dims = tuple(range(1, self.weight_v.dim()))
+        weight: Tensor = self.weight_g * self.weight_v / self.weight_v.norm(dim=dims, keepdim=True)
+        return weight
+
+
+class WNConv1d(WeightNorm):
+    """A weight-normalised ``Conv1d`` (``weight_g``, ``weight_v``, optional ``bias``)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, *, bias: bool = True) -> None:
+        conv = nn.Conv1d(c_in, c_out, kernel_size, bias=bias)
+        super().__init__(conv.weight)
+        self.bias = nn.Parameter(conv.bias.detach().clone()) if conv.bias is not None else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv1d(x, self.weight, self.bias)
+
+
+class GRU(nn.GRU):
+    """``torch.nn.GRU`` (batch first) with a learnt initial state ``h0 (layers, 1, d)``."""
+
+    def __init__(self, d_model: int, d_hidden: int, n_layers: int) -> None:
+        super().__init__(d_model, d_hidden, num_layers=n_layers, batch_first=True)
+        self.h0 = nn.Parameter(torch.zeros(n_layers, 1, d_hidden))
+
+
+class Upsampling(nn.Module):
+    """The reference's ``LearnedUpsampling1d``: a weight-normalised transposed convolution
+    with stride = kernel = ``factor`` (``conv_t``) plus a bias per channel and position."""
+
+    def __init__(self, channels: int, factor: int) -> None:
+        super().__init__()
+        self.factor = factor
+        conv = nn.ConvTranspose1d(channels, channels, factor, stride=factor, bias=False)
+        self.conv_t = WeightNorm(conv.weight)
+        self.bias = nn.Parameter(torch.zeros(channels, factor))
+
+    def forward(self, h: Tensor) -> Tensor:
+        """``(B, M, d) -> (B, M factor, d)``."""
+        y = torch.einsum("bmi,icj->bmjc", h, self.conv_t.weight) + self.bias.T
+        return y.reshape(h.shape[0], -1, y.shape[-1])
 
 
 class FrameTier(nn.Module):
-    """One frame-level tier: frame -> linear, + conditioning, RNN, expand to the tier below."""
+    """One frame-level tier (the reference's ``FrameLevelRNN``)."""
 
-    def __init__(self, frame: int, below: int, *, dim: int, n_rnn: int, cell: str) -> None:
+    def __init__(self, frame_size: int, n_samples: int, *, d_hidden: int, n_rnn: int) -> None:
         super().__init__()
-        self.frame, self.below = frame, below
-        self.input = nn.Linear(frame, dim)
-        self.rnn: nn.GRU | nn.LSTM = (nn.GRU if cell == "gru" else nn.LSTM)(
-            dim, dim, num_layers=n_rnn, batch_first=True
-        )
-        self.expand = nn.Linear(dim, dim * below)
+        self.frame_size, self.n_samples = frame_size, n_samples
+        self.input_expand = WNConv1d(n_samples, d_hidden, 1)
+        self.rnn = GRU(d_hidden, d_hidden, n_rnn)
+        self.upsampling = Upsampling(d_hidden, frame_size)
+
+    def expand(self, frames: Tensor) -> Tensor:
+        """``(B, M, n_samples)`` real frames -> ``(B, M, d_hidden)``."""
+        return F.linear(frames, self.input_expand.weight[..., 0], self.input_expand.bias)
 
 
-def _dequantise(x: Tensor, bits: int, dtype: torch.dtype) -> Tensor:
-    half = 2 ** (bits - 1)
-    out: Tensor = (x.to(dtype) - half) / half
-    return out
+class SampleMLP(nn.Module):
+    """The sample-level MLP (the reference's ``SampleLevelMLP``)."""
+
+    def __init__(self, frame_size: int, *, d_hidden: int, d_model: int, bits: int) -> None:
+        super().__init__()
+        self.frame_size = frame_size
+        self.embedding = nn.Embedding(2**bits, d_model)
+        self.input = WNConv1d(d_model, d_hidden, frame_size, bias=False)
+        self.hidden = WNConv1d(d_hidden, d_hidden, 1)
+        self.output = WNConv1d(d_hidden, 2**bits, 1)
+
+    def forward(self, tokens: Tensor, cond: Tensor) -> Tensor:
+        """``tokens (B, L + f - 1)``, ``cond (B, L, d_hidden)`` -> logits ``(B, L, classes)``."""
+        emb = self.embedding(tokens.long()).transpose(1, 2)
+        x = F.relu(self.input(emb) + cond.transpose(1, 2))
+        x = F.relu(self.hidden(x))
+        out: Tensor = self.output(x).transpose(1, 2)
+        return out
 
 
-class SampleRNNModel(AutoregressiveModel):
-    """SampleRNN with ``len(frame_sizes) + 1`` tiers.
+@dataclass
+class SampleRNNState:
+    """Recurrent state: ``t``, the last ``n_top`` inputs, per-tier GRU states and per-tier
+    pending conditioning ``(B, f_i, d_hidden)`` (bottom first, like the tiers)."""
+
+    t: int
+    history: Tensor
+    rnn: list[Tensor]
+    cond: list[Tensor]
+
+
+class SampleRNN(AutoregressiveModel):
+    """SampleRNN with ``len(frame_sizes)`` frame-level tiers (see the module notes).
+
+    Parameters: ``frame_level_rnns.<i>.*`` and ``sample_level_mlp.*``, the reference's names.
 
     Args:
-        frame_sizes: samples per frame, top tier first (each a multiple of the next).
-        dim: RNN and MLP width. n_rnn: stacked RNN layers per tier. cell: ``gru`` or ``lstm``.
-        embedding: sample-level embedding width. bits: quantisation bits.
+        frame_sizes: bottom first (``(8, 2, 2)``: the reference's SC09 model).
+        d_hidden: width of the GRUs and the MLP. n_rnn: GRU layers per tier.
+        d_model: width of the sample-level embedding. bits: quantisation bits.
+        dequantize: how frame tiers read samples (``mu-law`` or ``linear``, as the data was
+            quantised).
     """
 
     def __init__(
         self,
         *,
-        frame_sizes: tuple[int, ...] = (16, 4),
-        dim: int = 1024,
-        n_rnn: int = 2,
-        cell: str = "gru",
-        embedding: int = 256,
+        frame_sizes: Sequence[int] = (8, 2, 2),
+        d_hidden: int = 1024,
+        n_rnn: int = 1,
+        d_model: int = 256,
         bits: int = 8,
+        dequantize: Dequantize = "mu-law",
     ) -> None:
         super().__init__()
-        self.bits, self.frame_sizes, self.dim, self.cell = bits, tuple(frame_sizes), dim, cell
-        belows = [*(a // b for a, b in itertools.pairwise(frame_sizes))]
-        belows.append(frame_sizes[-1])
-        self.tiers = nn.ModuleList(
-            FrameTier(f, below, dim=dim, n_rnn=n_rnn, cell=cell)
-            for f, below in zip(frame_sizes, belows, strict=True)
+        if not frame_sizes or any(f < 1 for f in frame_sizes):
+            raise ValueError(f"frame_sizes must be positive integers; got {tuple(frame_sizes)}")
+        self.bits, self.frame_sizes = bits, tuple(frame_sizes)
+        self.d_hidden, self.quantization = d_hidden, dequantize
+        self.n_samples: tuple[int, ...] = tuple(itertools.accumulate(self.frame_sizes, _product))
+        self.frame_level_rnns = nn.ModuleList(
+            FrameTier(f, n, d_hidden=d_hidden, n_rnn=n_rnn)
+            for f, n in zip(self.frame_sizes, self.n_samples, strict=True)
         )
-        window = frame_sizes[-1]
-        self.embedding = nn.Embedding(2**bits, embedding)
-        self.mlp_input = nn.Linear(window * embedding, dim)
-        self.mlp = nn.Sequential(
-            nn.ReLU(), nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU()
+        self.sample_level_mlp = SampleMLP(
+            self.frame_sizes[0], d_hidden=d_hidden, d_model=d_model, bits=bits
         )
-        self.head = nn.Linear(dim, 2**bits)
+
+    @property
+    def lookback(self) -> int:
+        """Samples the top tier reads per step (``n_top``)."""
+        return self.n_samples[-1]
+
+    @property
+    def context(self) -> int:
+        """Start tokens shown before the shifted sequence (``n_top - 1``)."""
+        return self.lookback - 1
 
     def _tiers(self) -> list[FrameTier]:
-        return [cast(FrameTier, tier) for tier in self.tiers]
+        return [cast(FrameTier, tier) for tier in self.frame_level_rnns]
+
+    def _real(self, tokens: Tensor) -> Tensor:
+        dtype = self.sample_level_mlp.embedding.weight.dtype
+        return 2 * dequantize(tokens, self.bits, self.quantization, dtype)
 
     # -- teacher-forced --------------------------------------------------------------------
-    def logits(self, x: Tensor) -> Tensor:
-        self._check_tokens(x)
-        B, L = x.shape
-        top = self.frame_sizes[0]
-        pad = -L % top
-        start = torch.full((B, top), self.start_token, dtype=x.dtype, device=x.device)
-        # The top frame before the sequence, the sequence, then padding to whole frames.
-        seq = torch.cat([start, x, x.new_full((B, pad), self.start_token)], dim=1)
-        real = _dequantise(seq, self.bits, self.head.weight.dtype)
-        n = (L + pad) // top  # top-level steps
+    def initial_rnn_state(self, batch: int) -> list[Tensor]:
+        """Per tier (bottom first), the learnt ``h0`` for ``batch`` sequences."""
+        return [tier.rnn.h0.expand(-1, batch, -1).contiguous() for tier in self._tiers()]
+
+    def forward_inputs(
+        self, inputs: Tensor, state: list[Tensor] | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """The reference's module-level forward: input tokens ``(B, context + L)`` (the first
+        ``context`` being history) -> logits ``(B, L, classes)`` and the final GRU states,
+        from ``state`` (default: the learnt ``h0``). Output ``j`` is the distribution of the
+        token after ``inputs[:, context + j]``; passing the returned state to the next chunk
+        continues the sequence (truncated backpropagation through time)."""
+        B, total = inputs.shape
+        L = total - self.context
+        if L < 1 or L % self.lookback:
+            raise ValueError(
+                f"SampleRNN needs {self.context} context tokens plus a multiple of "
+                f"{self.lookback} samples; got {total} tokens"
+            )
+        states = state if state is not None else self.initial_rnn_state(B)
+        real = self._real(inputs)
         cond: Tensor | None = None
-        for tier in self._tiers():
-            f = tier.frame
-            steps = (L + pad) // f
-            # Step j of this tier reads samples [(j - 1) f, j f) (previous frame).
-            frames = real[:, top - f : top - f + steps * f].reshape(B, steps, f)
-            h = tier.input(frames)
+        new_states: list[Tensor] = [states[0]] * len(states)
+        for i in reversed(range(len(self.frame_level_rnns))):
+            tier = self._tiers()[i]
+            n = tier.n_samples
+            frames = real[:, self.lookback - n : total - n + 1].reshape(B, -1, n)
+            h = tier.expand(frames)
             if cond is not None:
                 h = h + cond
-            out, _ = tier.rnn(h)
-            cond = tier.expand(out).reshape(B, steps * tier.below, self.dim)
+            out, new_states[i] = tier.rnn(h, states[i].contiguous())
+            cond = tier.upsampling(out)
         assert cond is not None
-        assert cond.shape[1] == n * top
-        window = self.frame_sizes[-1]
-        # Sample t sees samples t - window .. t - 1 (start tokens before 0).
-        emb = self.embedding(seq[:, top - window : top + L + pad - 1].long())  # (B, L+pad+w-1, E)
-        windows = emb.unfold(1, window, 1)  # (B, L + pad, E, window)
-        windows = windows.permute(0, 1, 3, 2).reshape(B, L + pad, -1)
-        h = self.mlp(self.mlp_input(windows) + cond)
-        logits: Tensor = self.head(h)
+        window = inputs[:, self.lookback - self.frame_sizes[0] :]
+        return self.sample_level_mlp(window, cond), new_states
+
+    def logits(self, x: Tensor) -> Tensor:
+        B, L = x.shape
+        pad = -L % self.lookback
+        inputs = self.shift_right(x)
+        start = torch.full((B, self.context), self.start_token, dtype=x.dtype, device=x.device)
+        end = torch.full((B, pad), self.start_token, dtype=x.dtype, device=x.device)
+        logits, _ = self.forward_inputs(torch.cat([start, inputs, end], dim=1))
         return logits[:, :L]
 
     # -- recurrent -------------------------------------------------------------------------
     def setup_rnn(self, mode: str = "linear") -> None:
         """Nothing to prepare (``mode`` is accepted for a uniform interface)."""
 
-    def default_state(self, batch: int, *, device: torch.device | None = None) -> SampleRNNState:
-        weight = self.head.weight
+    def default_state(
+        self, batch: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> SampleRNNState:
+        weight = self.sample_level_mlp.embedding.weight
         device = device if device is not None else weight.device
-        dtype = weight.dtype
-        n_states = 2 if self.cell == "lstm" else 1
-        rnn_states = []
-        for tier in self._tiers():
-            layers = tier.rnn.num_layers
-            rnn_states.append(
-                tuple(
-                    torch.zeros(layers, batch, self.dim, device=device, dtype=dtype)
-                    for _ in range(n_states)
-                )
-            )
+        dtype = dtype if dtype is not None else weight.dtype
+        with torch.no_grad():  # copies: the state is updated in place, h0 must not be
+            rnn = [
+                h.to(device=device, dtype=dtype, copy=True) for h in self.initial_rnn_state(batch)
+            ]
         return SampleRNNState(
             t=0,
             history=torch.full(
-                (batch, self.frame_sizes[0]), self.start_token, dtype=torch.long, device=device
+                (batch, self.lookback), self.start_token, dtype=torch.long, device=device
             ),
-            rnn=rnn_states,
+            rnn=rnn,
             cond=[
-                torch.zeros(batch, tier.below, self.dim, device=device, dtype=dtype)
+                torch.zeros(batch, tier.frame_size, self.d_hidden, device=device, dtype=dtype)
                 for tier in self._tiers()
             ],
         )
 
     def step(self, prev: Tensor, state: SampleRNNState) -> tuple[Tensor, SampleRNNState]:
-        """Logits of sample ``t`` given sample ``t - 1`` (``prev``); updates ``state`` in
-        place. ``state.history`` holds samples ``t - F1 .. t - 1`` after the shift."""
+        """Logits of the next sample given the current input ``prev`` (the start token at
+        first); updates ``state`` in place."""
         t = state.t
-        if t > 0:  # the first call's prev is the start token, already in the history
-            state.history.copy_(torch.cat([state.history[:, 1:], prev.long().unsqueeze(1)], 1))
-        real = _dequantise(state.history, self.bits, self.head.weight.dtype)
-        above: Tensor | None = None
-        for i, tier in enumerate(self._tiers()):
-            f = tier.frame
-            if t % f == 0:
-                h = tier.input(real[:, -f:]).unsqueeze(1)
-                if above is not None:
-                    h = h + above.unsqueeze(1)
-                hidden = state.rnn[i]
-                packed = hidden if self.cell == "lstm" else hidden[0]
-                out, new = tier.rnn(h, packed)
-                new_states = new if isinstance(new, tuple) else (new,)
-                for old, fresh in zip(hidden, new_states, strict=True):
-                    old.copy_(fresh)
-                state.cond[i].copy_(tier.expand(out[:, 0]).reshape(-1, tier.below, self.dim))
-            # This tier's conditioning for the step of the tier below that starts now.
-            below_len = self.frame_sizes[i + 1] if i + 1 < len(self.frame_sizes) else 1
-            above = state.cond[i][:, (t % f) // below_len]
-        assert above is not None
-        window = self.frame_sizes[-1]
-        emb = self.embedding(state.history[:, -window:]).reshape(prev.shape[0], -1)
-        logits = self.head(self.mlp(self.mlp_input(emb) + above))
+        state.history.copy_(torch.cat([state.history[:, 1:], prev.long().unsqueeze(1)], 1))
+        tiers = self._tiers()
+        for i in reversed(range(len(tiers))):
+            tier = tiers[i]
+            if t % tier.n_samples:
+                continue
+            h = tier.expand(self._real(state.history[:, -tier.n_samples :]).unsqueeze(1))
+            if i + 1 < len(tiers):
+                index = (t // tier.n_samples) % tiers[i + 1].frame_size
+                h = h + state.cond[i + 1][:, index].unsqueeze(1)
+            out, hidden = tier.rnn(h, state.rnn[i])
+            state.rnn[i].copy_(hidden)
+            state.cond[i].copy_(tier.upsampling(out))
+        window = state.history[:, -self.frame_sizes[0] :]
+        cond = state.cond[0][:, t % self.frame_sizes[0]].unsqueeze(1)
+        logits = self.sample_level_mlp(window, cond)[:, 0]
         state.t += 1
         return logits, state
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,12 +1,22 @@
 """SaShiMi: a multi-scale stack of S4 residual layers (Goel et al. 2022, arXiv 2202.09729).
 
 Tiers run at lengths ``L``, ``L / p1``, ``L / (p1 p2)``, ... with widths ``d``, ``d e``,
-``d e^2``, ...; each layer is an S4 residual block followed by a feed-forward residual block,
-both pre-norm. Down-pooling folds ``p`` consecutive steps into one (reshape + linear);
-up-pooling unfolds one step into ``p`` (linear + reshape) *one pooled step later*, so that a
-fine-scale output never sees the coarse summary of a frame it belongs to. With ``unet=False``
-(the paper's model) only the way up carries layers; each tier's input is added back to the
-up-pooled output (skip connection).
+``d e^2``, ...; every layer is pre-norm residual (an S4 block or a feed-forward block).
+Down-pooling folds ``p`` consecutive steps into one (reshape + linear); up-pooling unfolds
+one step into ``p`` (linear + reshape) *one pooled step later*, so that a fine-scale output
+never sees the coarse summary of a frame it belongs to. The module tree and the skip
+connections are the reference implementation's, so its checkpoints map onto ours key for key:
+
+- ``unet=False`` (the paper's SaShiMi, the reference's ``Sashimi``): ``d_layers`` holds only
+  the weight-normalised down-pools; ``c_layers`` the centre's layers, whose input is added
+  back to their output; ``u_layers[i]`` an up-pool followed by the tier's layers, with the
+  tier's input added after the up-pool and the up-pool's sum added back after the layers.
+- ``unet=True`` (the reference's ``SequenceUNet``): ``d_layers`` is flat, each tier's layers
+  then a plain linear down-pool; ``u_layers`` is flat, an up-pool then the tier's layers; the
+  input of every down layer is added to the output of its mirror image on the way up.
+
+The S4 blocks come from a factory (``block(width, length)``), so any kernel a plugin
+registers can be used; only :mod:`audio_models.builders` reads configs.
 
 Recurrent mode steps every tier at its own rate: the outer tier at each sample, the next one
 each ``p1`` samples (when a down-pool frame is complete), and so on. All buffers are
@@ -15,80 +25,69 @@ fixed-shape tensors updated in place.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ssm_kernels import S4Block, S4Config, S4DConfig, build_block
+from .layers import FeedForward, NormKind, Residual, linear, make_norm
+
+#: Makes the sequence layer (an S4 block) of a tier: ``block(width, length)``, where
+#: ``length`` is the tier's training length (S4 parametrises its kernel at it).
+BlockFactory = Callable[[int, int], nn.Module]
 
 
-class FeedForward(nn.Module):
-    """Position-wise ``Linear(d, ff d) -> GELU -> dropout -> Linear(ff d, d)``."""
-
-    def __init__(self, d_model: int, *, ff: int = 2, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.up = nn.Linear(d_model, ff * d_model)
-        self.dropout = nn.Dropout(dropout)
-        self.down = nn.Linear(ff * d_model, d_model)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.down(self.dropout(F.gelu(self.up(x))))
-        return out
+def fold(x: Tensor, pool: int) -> Tensor:
+    """``(B, L, d) -> (B, L / p, d p)`` with feature index ``h p + s`` (the reference's
+    ``'... h (l s) -> ... (h s) l'``)."""
+    B, L, d = x.shape
+    return x.reshape(B, L // pool, pool, d).transpose(-1, -2).reshape(B, L // pool, d * pool)
 
 
-class ResidualLayer(nn.Module):
-    """``x + S4(LN(x))`` then ``x + FF(LN(x))``."""
-
-    def __init__(self, d_model: int, s4: S4Block, *, ff: int, dropout: float) -> None:
-        super().__init__()
-        self.norm1, self.s4 = nn.LayerNorm(d_model), s4
-        self.state_index = 0  # set by SaShiMi: this layer's slot in SaShiMiState.s4
-        self.norm2, self.ff = nn.LayerNorm(d_model), FeedForward(d_model, ff=ff, dropout=dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.s4(self.norm1(x))[0]
-        out: Tensor = x + self.ff(self.norm2(x))
-        return out
-
-    def step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
-        y, next_state = self.s4.step(self.norm1(x), state)
-        x = x + y
-        return x + self.ff(self.norm2(x)), next_state
+def unfold(y: Tensor, pool: int) -> Tensor:
+    """The inverse of :func:`fold`: ``(B, F, d p) -> (B, F p, d)``."""
+    B, frames, dp = y.shape
+    d = dp // pool
+    return y.reshape(B, frames, d, pool).transpose(-1, -2).reshape(B, frames * pool, d)
 
 
 class DownPool(nn.Module):
-    """``(B, L, d) -> (B, L / p, e d)``: fold ``p`` steps, then a linear map."""
+    """``(B, L, d) -> (B, L / p, e d)``: fold ``p`` steps, then a linear map (weight-normalised
+    in the paper's SaShiMi, plain in its U-Net)."""
 
-    def __init__(self, d_model: int, *, expand: int, pool: int) -> None:
+    def __init__(self, d_model: int, *, expand: int, pool: int, weight_norm: bool) -> None:
         super().__init__()
         self.pool = pool
-        self.linear = nn.Linear(d_model * pool, d_model * expand)
+        self.linear = linear(d_model * pool, d_model * expand, weight_norm=weight_norm)
 
     def forward(self, x: Tensor) -> Tensor:
-        B, L, d = x.shape
-        return self.linear(x.reshape(B, L // self.pool, self.pool * d))  # type: ignore[no-any-return]
+        out: Tensor = self.linear(fold(x, self.pool))
+        return out
 
 
 class UpPool(nn.Module):
-    """``(B, L / p, e d) -> (B, L, d)``: a linear map, unfold into ``p`` steps, and delay by one
-    pooled step (zeros first), which keeps the model causal."""
+    """``(B, L / p, e d) -> (B, L, d)``: a linear map, unfold into ``p`` steps, and (when
+    ``causal``) delay by one pooled step, zeros first."""
 
-    def __init__(self, d_model: int, *, expand: int, pool: int) -> None:
+    def __init__(
+        self, d_model: int, *, expand: int, pool: int, weight_norm: bool, causal: bool = True
+    ) -> None:
         super().__init__()
-        self.pool, self.d_model = pool, d_model
-        self.linear = nn.Linear(d_model * expand, d_model * pool)
+        self.pool, self.d_model, self.causal = pool, d_model, causal
+        self.linear = linear(d_model * expand, d_model * pool, weight_norm=weight_norm)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = F.pad(self.linear(x)[:, :-1], (0, 0, 1, 0))  # delay by one pooled step
-        B, frames, _ = y.shape
-        return y.reshape(B, frames * self.pool, self.d_model)
+        y = self.linear(x)
+        if self.causal:
+            y = F.pad(y[:, :-1], (0, 0, 1, 0))  # delay by one pooled step
+        return unfold(y, self.pool)
 
     def frame(self, x: Tensor) -> Tensor:
         """One pooled step ``(B, e d)`` -> the ``(B, p, d)`` outputs of the next ``p`` steps."""
-        return self.linear(x).reshape(x.shape[0], self.pool, self.d_model)  # type: ignore[no-any-return]
+        return unfold(self.linear(x).unsqueeze(1), self.pool)
 
 
 @dataclass
@@ -97,13 +96,14 @@ class SaShiMiState:
 
     Attributes:
         t: samples consumed so far.
-        s4: one state per S4 block, in module order.
-        down: per pooling step, the ``(B, p, d)`` inputs of the frame being filled.
+        layers: one state per recurrent residual layer, in module order (``None`` for none).
+        down: per pooling step (outermost first), the ``(B, p, d)`` inputs of the frame being
+            filled.
         up: per pooling step, the ``(B, p, d)`` up-pooled outputs for the current frame.
     """
 
     t: int
-    s4: list[Tensor]
+    layers: list[Any]
     down: list[Tensor]
     up: list[Tensor]
 
@@ -112,11 +112,19 @@ class SaShiMi(nn.Module):
     """The backbone: ``(batch, length, d_model) -> (batch, length, d_model)``.
 
     Args:
-        d_model, n_layers, pool, expand, ff, glu, bidirectional, unet, dropout: see
-            :class:`audio_models.config.SaShiMiConfig`.
-        kernel: the S4 kernel config every block uses.
-        l_max: training length in samples; tier ``i`` parametrises its kernels at
-            ``ceil(l_max / (p1 ... pi))``.
+        d_model: width of the outermost tier.
+        n_layers: residual S4 layers per tier (each followed by a feed-forward layer when
+            ``ff > 0``).
+        pool: pooling factor of each tier boundary, outermost first.
+        expand: width multiplier at each pooling step.
+        ff: expansion of the feed-forward layers (``0``: none).
+        block: makes each tier's S4 blocks, ``block(width, length)``.
+        norm: ``scalar`` (the reference's norm for its audio models) or ``layer``.
+        unet: the U-Net topology (see the module notes).
+        causal: delay the up-pools (``False`` only for non-causal uses such as diffusion,
+            with bidirectional blocks).
+        dropout: dropout inside the feed-forward layers.
+        l_max: training length in samples; tier ``i`` is given ``ceil(l_max / (p1 ... pi))``.
 
     Lengths that are not a multiple of the pooling product are padded at the end and cropped.
     """
@@ -126,137 +134,204 @@ class SaShiMi(nn.Module):
         d_model: int = 64,
         *,
         n_layers: int = 8,
-        pool: tuple[int, ...] = (4, 4),
+        pool: Sequence[int] = (4, 4),
         expand: int = 2,
         ff: int = 2,
-        glu: bool = True,
-        bidirectional: bool = False,
+        block: BlockFactory,
+        norm: NormKind = "scalar",
         unet: bool = False,
+        causal: bool = True,
         dropout: float = 0.0,
-        kernel: S4Config | S4DConfig | None = None,
         l_max: int = 16000,
     ) -> None:
         super().__init__()
-        kernel = kernel if kernel is not None else S4Config()
-        self.d_model, self.pool, self.bidirectional = d_model, tuple(pool), bidirectional
+        self.d_model, self.d_output = d_model, d_model
+        self.pool, self.unet, self.causal = tuple(pool), unet, causal
         self.pool_product = 1
         for p in self.pool:
             self.pool_product *= p
 
-        def layers(width: int, length: int) -> nn.ModuleList:
-            return nn.ModuleList(
-                ResidualLayer(
-                    width,
-                    build_block(
-                        kernel,
-                        d_model=width,
-                        l_max=max(1, length),
-                        bidirectional=bidirectional,
-                        dropout=dropout,
-                        glu=glu,
-                    ),
-                    ff=ff,
-                    dropout=dropout,
-                )
-                for _ in range(n_layers)
-            )
+        def tier(width: int, length: int) -> list[nn.Module]:
+            layers: list[nn.Module] = []
+            for _ in range(n_layers):
+                layers.append(Residual(block(width, max(1, length)), make_norm(norm, width)))
+                if ff > 0:
+                    ffn = FeedForward(width, ff=ff, dropout=dropout)
+                    layers.append(Residual(ffn, make_norm(norm, width)))
+            return layers
 
-        self.down_layers, self.down_pools = nn.ModuleList(), nn.ModuleList()
-        self.up_layers, self.up_pools = nn.ModuleList(), nn.ModuleList()
         width, length = d_model, l_max
         self.widths: list[int] = []
+        d_layers: list[nn.Module] = []
         for p in self.pool:
             self.widths.append(width)
-            self.down_layers.append(layers(width, length) if unet else nn.ModuleList())
-            self.down_pools.append(DownPool(width, expand=expand, pool=p))
-            self.up_pools.append(UpPool(width, expand=expand, pool=p))
-            self.up_layers.append(layers(width, length))
+            if unet:
+                d_layers.extend(tier(width, length))
+            d_layers.append(DownPool(width, expand=expand, pool=p, weight_norm=not unet))
             width, length = width * expand, -(-length // p)
-        self.center = layers(width, length)
+        self.d_layers = nn.ModuleList(d_layers)
+        self.c_layers = nn.ModuleList(tier(width, length))
+        u_layers: list[nn.Module] = []
+        for p in reversed(self.pool):
+            width, length = width // expand, length * p
+            up = UpPool(width, expand=expand, pool=p, weight_norm=not unet, causal=causal)
+            if unet:
+                u_layers.extend([up, *tier(width, length)])
+            else:
+                u_layers.append(nn.ModuleList([up, *tier(width, length)]))
+        self.u_layers = nn.ModuleList(u_layers)
         self.norm = nn.LayerNorm(d_model)
-        for i, layer in enumerate(self._s4_layers()):
-            layer.state_index = i  # where its state lives in SaShiMiState.s4
+        self._tiers = self._plan()
+        for i, layer in enumerate(self.residual_layers()):
+            layer.state_index = i  # its slot in SaShiMiState.layers
 
-    # -- convolutional mode ----------------------------------------------------------------
+    # -- structure ---------------------------------------------------------------------------
+    def _plan(self) -> list[tuple[list[Residual], DownPool, UpPool, list[Residual]]]:
+        """Per tier, outermost first: its down layers, down-pool, up-pool and up layers."""
+        tiers = []
+        down = list(self.d_layers)
+        ups: list[nn.Module] = (
+            list(self.u_layers)
+            if self.unet
+            else [m for block in self.u_layers for m in cast(nn.ModuleList, block)]
+        )
+        per = (len(ups) // len(self.pool)) if self.pool else 0
+        for i in range(len(self.pool)):
+            j = len(self.pool) - 1 - i  # the up path runs innermost first
+            up_part = ups[j * per : (j + 1) * per]
+            d_count = per - 1 if self.unet else 0
+            d_part = down[i * (d_count + 1) : i * (d_count + 1) + d_count]
+            pool = down[i * (d_count + 1) + d_count]
+            tiers.append(
+                (
+                    [cast(Residual, m) for m in d_part],
+                    cast(DownPool, pool),
+                    cast(UpPool, up_part[0]),
+                    [cast(Residual, m) for m in up_part[1:]],
+                )
+            )
+        return tiers
+
+    def residual_layers(self) -> list[Residual]:
+        """Every residual layer, in module order (the order of ``SaShiMiState.layers``)."""
+        return [m for m in self.modules() if isinstance(m, Residual)]
+
+    # -- convolutional mode ------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
         L = x.shape[1]
         pad = -L % self.pool_product
         h = F.pad(x, (0, 0, 0, pad))
-        skips = []
-        for i in range(len(self.pool)):
-            for layer in self._layers(self.down_layers[i]):
-                h = layer(h)
-            skips.append(h)
-            h = self.down_pools[i](h)
-        for layer in self._layers(self.center):
-            h = layer(h)
-        for i in reversed(range(len(self.pool))):
-            h = self.up_pools[i](h) + skips[i]
-            for layer in self._layers(self.up_layers[i]):
-                h = layer(h)
-        return self.norm(h[:, :L])  # type: ignore[no-any-return]
+        h = self._unet(h) if self.unet else self._sashimi(h)
+        out: Tensor = self.norm(h[:, :L])
+        return out
+
+    def _sashimi(self, x: Tensor) -> Tensor:
+        outputs = [x]
+        for pool in self.d_layers:
+            x = pool(x)
+            outputs.append(x)
+        x = self._run(self.c_layers, x) + outputs.pop()
+        for block in self.u_layers:
+            up, *layers = cast(nn.ModuleList, block)
+            x = up(x) + outputs.pop()
+            x = self._run(layers, x) + x
+        return x
+
+    def _unet(self, x: Tensor) -> Tensor:
+        outputs = []
+        for layer in self.d_layers:
+            outputs.append(x)
+            x = layer(x)
+        x = self._run(self.c_layers, x) + x
+        for layer in self.u_layers:
+            x = layer(x) + outputs.pop()
+        return x
 
     @staticmethod
-    def _layers(layers: nn.Module) -> list[ResidualLayer]:
-        return [cast(ResidualLayer, layer) for layer in cast(nn.ModuleList, layers)]
+    def _run(layers: Iterable[nn.Module], x: Tensor) -> Tensor:
+        for layer in layers:
+            x = layer(x)
+        return x
 
-    # -- recurrent mode --------------------------------------------------------------------
-    def _s4_layers(self) -> list[ResidualLayer]:
-        return [m for m in self.modules() if isinstance(m, ResidualLayer)]
-
-    def setup_step(self, mode: str = "linear") -> None:
+    # -- recurrent mode ----------------------------------------------------------------------
+    def setup_step(self, mode: Any = "linear") -> None:
         """Prepare every S4 block's recurrence (``dense``, ``diagonal`` or ``linear``)."""
-        if self.bidirectional:
+        if not self.causal:
             raise ValueError(
-                "a bidirectional SaShiMi has no recurrent mode (it looks at the future); "
-                "build it with bidirectional=False to generate"
+                "a non-causal SaShiMi has no recurrent mode (it looks at the future); "
+                "build it with causal=True and unidirectional blocks to generate"
             )
-        for layer in self._s4_layers():
-            layer.s4.setup_step(mode)  # type: ignore[arg-type]
+        for layer in self.residual_layers():
+            if layer.recurrent:
+                layer.layer.setup_step(mode)  # type: ignore[operator]
 
-    def default_state(self, batch: int, *, device: torch.device | None = None) -> SaShiMiState:
-        if self.bidirectional:
-            raise ValueError("a bidirectional SaShiMi has no recurrent state")
-        dtype = self.norm.weight.dtype
+    def setup_rnn(self, mode: Any = "linear") -> None:
+        """:meth:`setup_step` under the reference's name (``setup_rnn('diagonal')`` too)."""
+        self.setup_step(mode)
+
+    def default_state(
+        self,
+        *batch_shape: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> SaShiMiState:
+        if not self.causal:
+            raise ValueError("a non-causal SaShiMi has no recurrent state")
+        dtype = dtype if dtype is not None else self.norm.weight.dtype
         device = device if device is not None else self.norm.weight.device
+        layers = [
+            layer.layer.default_state(*batch_shape, device=device, dtype=dtype)  # type: ignore[operator]
+            if layer.recurrent
+            else None
+            for layer in self.residual_layers()
+        ]
+        shapes = list(zip(self.pool, self.widths, strict=True))  # one (B, p, d) buffer each
         return SaShiMiState(
             t=0,
-            s4=[layer.s4.default_state(batch, device=device) for layer in self._s4_layers()],
-            down=[
-                torch.zeros(batch, p, w, device=device, dtype=dtype)
-                for p, w in zip(self.pool, self.widths, strict=True)
-            ],
-            up=[
-                torch.zeros(batch, p, w, device=device, dtype=dtype)
-                for p, w in zip(self.pool, self.widths, strict=True)
-            ],
+            layers=layers,
+            down=[torch.zeros(*batch_shape, p, w, device=device, dtype=dtype) for p, w in shapes],
+            up=[torch.zeros(*batch_shape, p, w, device=device, dtype=dtype) for p, w in shapes],
         )
 
     def step(self, x: Tensor, state: SaShiMiState) -> tuple[Tensor, SaShiMiState]:
         """One sample: ``x (batch, d_model)`` -> ``(batch, d_model)``; ``state`` is updated in
         place and returned."""
 
-        def run(layers: nn.Module, h: Tensor) -> Tensor:
-            for layer in self._layers(layers):
-                i = layer.state_index
-                h, new = layer.step(h, state.s4[i])
-                state.s4[i].copy_(new)
+        def run(layers: Iterable[nn.Module], h: Tensor) -> Tensor:
+            for layer in layers:
+                h = _step_layer(cast(Residual, layer), h, state)
             return h
 
         def tier(i: int, h: Tensor, t: int) -> Tensor:
             if i == len(self.pool):
-                return run(self.center, h)
-            p = self.pool[i]
-            h = run(self.down_layers[i], h)
-            out = state.up[i][:, t % p] + h
-            state.down[i][:, t % p] = h
+                return run(self.c_layers, h) + h
+            downs, pool, up, ups = self._tiers[i]
+            p = pool.pool
+            skips = [h]
+            for layer in downs:
+                h = _step_layer(layer, h, state)
+                skips.append(h)
+            s = state.up[i][..., t % p, :] + skips.pop()
+            if self.unet:
+                out = s
+                for layer in ups:
+                    out = _step_layer(layer, out, state) + skips.pop()
+            else:
+                out = run(ups, s) + s
+            state.down[i][..., t % p, :] = h
             if t % p == p - 1:  # a frame is complete: the coarser tier takes one step
-                frame = state.down[i].reshape(h.shape[0], -1)
-                down = cast(DownPool, self.down_pools[i])
-                inner = tier(i + 1, down.linear(frame), t // p)
-                state.up[i].copy_(cast(UpPool, self.up_pools[i]).frame(inner))
-            return run(self.up_layers[i], out)
+                inner = tier(i + 1, pool(state.down[i])[:, 0], t // p)
+                state.up[i].copy_(up.frame(inner))
+            return out
 
-        y = self.norm(tier(0, x, state.t))
+        y: Tensor = self.norm(tier(0, x, state.t))
         state.t += 1
         return y, state
+
+
+def _step_layer(layer: Residual, h: Tensor, state: SaShiMiState) -> Tensor:
+    i = layer.state_index
+    h, new = layer.step(h, state.layers[i])
+    if new is not None:
+        state.layers[i].copy_(new)
+    return h

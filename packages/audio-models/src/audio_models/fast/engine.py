@@ -1,17 +1,18 @@
-"""Generation engines: how ``AutoregressiveModel.generate`` computes each step.
+"""The ``compiled`` generation engine: SaShiMi's whole sample step fused in C, on the CPU.
 
-- ``eager``: the model's own ``step`` (readable reference, any model, any device).
-- ``compiled``: SaShiMi language models on the CPU. The whole sample step (embedding, every
-  tier due at this sample, final norm, head) is one call into ``sashimi_step.c``, compiled
-  with the machine's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) on first use and
-  cached (``$AUDIO_MODELS_CACHE``, else ``$XDG_CACHE_HOME/sashimi-audio-models``, else
-  ``~/.cache/sashimi-audio-models``). Sums, activations and states are float64; weights and
-  the recurrences' tables (computed in float64: for S4 the DPLR ``linear`` step mode's O(N r)
-  update, for S4D its diagonal form) are stored in the model's precision. Its logits
-  equal the eager step's to float32 rounding for float32 models (tested to 1e-4 of their
-  RMS) and to 1e-9 for float64 models.
-- ``auto``: ``compiled`` where it applies (a SaShiMi model on the CPU, a C compiler present,
-  batch <= ``COMPILED_MAX_BATCH``), else ``eager``.
+The whole sample step (embedding, every tier due at this sample, final norm, head) is one
+call into ``sashimi_step.c``, compiled with the machine's C compiler (``$CC``, else ``cc``,
+``gcc`` or ``clang``) on first use and cached (``$AUDIO_MODELS_CACHE``, else
+``$XDG_CACHE_HOME/sashimi-audio-models``, else ``~/.cache/sashimi-audio-models``). Sums,
+activations and states are float64; weights (weight norms folded in) and the recurrences'
+tables (computed in float64: for S4 the DPLR ``linear`` step mode's O(N r) update, for S4D its
+diagonal form) are stored in the model's precision. Its logits equal the eager step's to
+float32 rounding for float32 models (tested to 1e-4 of their RMS) and to 1e-9 for float64
+models.
+
+:data:`COMPILED` is the engine record (:class:`~audio_models.sampling.EngineSpec`) the
+builders attach to SaShiMi language models; ``--engine auto`` picks it on the CPU for batches
+up to :data:`COMPILED_MAX_BATCH` when a C compiler is present.
 """
 
 from __future__ import annotations
@@ -25,57 +26,26 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from abc import ABC, abstractmethod
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from audio_core.errors import ProblemsError
+from audio_models.layers import FeedForward, Residual, ScalarLayerNorm, effective_weight
+from audio_models.sampling import EngineSpec, EngineUnavailable, Stepper, StepperFactory
 
-Engine = Literal["auto", "eager", "compiled"]
-ENGINES: tuple[str, ...] = ("auto", "eager", "compiled")
 #: Above this batch the eager step's batched matrix products beat the C loop over sequences.
 COMPILED_MAX_BATCH = 16
 _FLAGS = (
     "-O3", "-march=native", "-fno-math-errno", "-fassociative-math", "-fno-signed-zeros",
     "-fno-trapping-math", "-shared", "-fPIC",
 )  # fmt: skip
-HEAD, TIER, LAYER = 16, 13, 20
-
-
-class EngineUnavailable(ProblemsError):
-    """The requested engine cannot run this model here; the message says why (``audio-run``
-    prints it as one line and exits 2)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__([message])
-
-
-class Stepper(ABC):
-    """One batch of sequences being generated: ``step(prev)`` -> ``(batch, classes)`` logits."""
-
-    name: str = ""
-
-    @abstractmethod
-    def step(self, prev: Tensor) -> Tensor:
-        """Logits for the next sample given the previous one, ``prev (batch,)``."""
-
-
-class EagerStepper(Stepper):
-    name = "eager"
-
-    def __init__(self, model: Any, batch: int, device: torch.device) -> None:
-        self.model = model
-        self.state = model.default_state(batch, device=device)
-
-    def step(self, prev: Tensor) -> Tensor:
-        logits, self.state = self.model.step(prev, self.state)
-        out: Tensor = logits
-        return out
+HEAD, TIER, LAYER = 16, 12, 20
+DIAGONAL, DPLR, FEEDFORWARD = 0, 1, 2
+SCALAR_NORM, LAYER_NORM = 0, 1
 
 
 # -- the C library -----------------------------------------------------------------------------
@@ -183,15 +153,29 @@ class _Layout:
         self.size += a.size
         return offset
 
-    def linear(self, module: nn.Linear) -> tuple[int, int]:
-        """Offsets of the transposed weight (in x out) and the bias."""
-        bias = module.bias if module.bias is not None else torch.zeros(module.out_features)
-        return self.add(module.weight.detach().t()), self.add(bias)
+    def linear(
+        self, module: nn.Module, *, rows: Tensor | None = None, cols: Tensor | None = None
+    ) -> tuple[int, int]:
+        """Offsets of the transposed effective weight (in x out) and the bias; ``rows`` /
+        ``cols`` reorder the outputs / inputs."""
+        weight, bias = effective_weight(module)
+        weight, bias = weight.detach(), bias.detach()
+        if rows is not None:
+            weight, bias = weight[rows], bias[rows]
+        if cols is not None:
+            weight = weight[:, cols]
+        return self.add(weight.t()), self.add(bias)
 
     def claim(self, n: int) -> int:
         offset = self.state
         self.state += n
         return offset
+
+
+def _pool_order(d: int, p: int) -> Tensor:
+    """Feature ``s d + h`` of a ``(p, d)`` row-major frame is the pool's feature ``h p + s``."""
+    s, h = torch.meshgrid(torch.arange(p), torch.arange(d), indexing="ij")
+    return (h * p + s).reshape(-1)
 
 
 def _ssm(lay: _Layout, kernel: nn.Module) -> tuple[int, int, int, int, int]:
@@ -203,6 +187,8 @@ def _ssm(lay: _Layout, kernel: nn.Module) -> tuple[int, int, int, int, int]:
     """
     from ssm_kernels.kernels import DiagKernel, DPLRKernel, _dplr_step_tables
 
+    if not isinstance(kernel, DiagKernel | DPLRKernel):
+        raise EngineUnavailable(f"no compiled step for the kernel {type(kernel).__name__}")
     double = copy.deepcopy(kernel).double()
     with torch.no_grad():
         if isinstance(double, DPLRKernel):
@@ -213,33 +199,51 @@ def _ssm(lay: _Layout, kernel: nn.Module) -> tuple[int, int, int, int, int]:
             pr = torch.stack([P.real, P.imag], dim=1)  # (r, 2, H, M)
             flat = [torch.stack(parts), pr, t["dt"], t["inner_inv"]]
             offset = lay.add(torch.cat([x.reshape(-1) for x in flat]))
-            return offset, 1, R, M, 2
-        if isinstance(double, DiagKernel):
-            log_a, b, c = double.discrete()
-            a, c0 = torch.exp(log_a), c[0]
-            parts = [a.real, a.imag, b.real, b.imag, c0.real, c0.imag]
-            return lay.add(torch.stack(parts).reshape(-1)), 0, 0, a.shape[-1], 2
-    raise EngineUnavailable(f"no compiled step for the kernel {type(kernel).__name__}")
+            return offset, DPLR, R, M, 2
+        log_a, b, c = double.discrete()
+        a, c0 = torch.exp(log_a), c[0]
+        parts = [a.real, a.imag, b.real, b.imag, c0.real, c0.imag]
+        return lay.add(torch.stack(parts).reshape(-1)), DIAGONAL, 0, a.shape[-1], 2
 
 
-def _layer(lay: _Layout, layer: Any, eps: list[float]) -> list[int]:
-    block = layer.s4
-    ssm, kind, rank, M, scale = _ssm(lay, block.kernel)
-    H = block.d_model
-    eps.extend([layer.norm1.eps, layer.norm2.eps])
-    out_w, out_b = lay.linear(block.output)
-    ff1_w, ff1_b = lay.linear(layer.ff.up)
-    ff2_w, ff2_b = lay.linear(layer.ff.down)
-    return [
-        H, M, scale, int(bool(block.glu)), layer.ff.up.out_features,
-        lay.add(layer.norm1.weight), lay.add(layer.norm1.bias), ssm, lay.add(block.D),
-        out_w, out_b, lay.add(layer.norm2.weight), lay.add(layer.norm2.bias),
-        ff1_w, ff1_b, ff2_w, ff2_b, lay.claim(2 * H * M), kind, rank,
-    ]  # fmt: skip
+def _norm(lay: _Layout, norm: nn.Module, eps: list[float]) -> tuple[int, int, int]:
+    if isinstance(norm, ScalarLayerNorm):
+        return SCALAR_NORM, lay.add(norm.m), lay.add(norm.s)
+    if isinstance(norm, nn.LayerNorm):
+        eps.append(norm.eps)
+        return LAYER_NORM, lay.add(norm.weight), lay.add(norm.bias)
+    raise EngineUnavailable(f"no compiled step for the norm {type(norm).__name__}")
+
+
+def _layer(lay: _Layout, layer: Residual, eps: list[float]) -> list[int]:
+    kind_norm, n1, n2 = _norm(lay, layer.norm, eps)
+    block: Any = layer.layer
+    if isinstance(block, FeedForward):
+        H = block.up.in_features
+        ff1_w, ff1_b = lay.linear(block.up)
+        ff2_w, ff2_b = lay.linear(block.down)
+        fields = [H, FEEDFORWARD, kind_norm, n1, n2, block.up.out_features, 0, 0,
+                  ff1_w, ff1_b, ff2_w, ff2_b, 0, 0]  # fmt: skip
+    else:
+        from ssm_kernels.block import S4Block
+
+        if not isinstance(block, S4Block) or block.bidirectional:
+            raise EngineUnavailable(f"no compiled step for the layer {type(block).__name__}")
+        ssm, kind, rank, M, scale = _ssm(lay, block.kernel)
+        H = block.d_model
+        out_w, out_b = lay.linear(block.output)
+        fields = [H, kind, kind_norm, n1, n2, M, scale, int(bool(block.glu)), ssm,
+                  lay.add(block.D[0]), out_w, out_b, lay.claim(2 * H * M), rank]  # fmt: skip
+    return fields + [0] * (LAYER - len(fields))
 
 
 class CompiledSaShiMi:
-    """A SaShiMi language model laid out for the C step (weights copied at construction)."""
+    """A SaShiMi language model laid out for the C step (weights copied at construction).
+
+    Raises:
+        EngineUnavailable: the model is not a causal SaShiMi language model of S4 / S4D
+            blocks, or no C compiler is found.
+    """
 
     def __init__(self, model: Any) -> None:
         from audio_models.lm import BackboneLM
@@ -249,36 +253,35 @@ class CompiledSaShiMi:
         if not isinstance(model, BackboneLM) or not isinstance(backbone, SaShiMi):
             name = type(backbone if backbone is not None else model).__name__
             raise EngineUnavailable(f"the compiled engine runs SaShiMi models, not {name}")
-        if backbone.bidirectional:
-            raise EngineUnavailable("a bidirectional SaShiMi cannot generate")
+        if not backbone.causal:
+            raise EngineUnavailable("a non-causal SaShiMi cannot generate")
         self.dtype = model.head.weight.dtype
         weight = "double" if self.dtype == torch.float64 else "float"
-        self.library = load_library(weight)
         lay, eps = _Layout(), [backbone.norm.eps]
         layers: list[list[int]] = []
         tiers: list[list[int]] = []
 
-        def add_layers(modules: Any) -> tuple[int, int]:
+        def add_layers(modules: list[Residual]) -> tuple[int, int]:
             first = len(layers)
             for module in modules:
                 layers.append(_layer(lay, module, eps))
-            return len(layers) - first, first
+            return len(modules), first
 
-        width = backbone.d_model
-        widths = [width]
-        for i, p in enumerate(backbone.pool):
-            d = backbone.widths[i]
-            n_down, first_down = add_layers(backbone.down_layers[i])
-            n_up, first_up = add_layers(backbone.up_layers[i])
-            down_pool: Any = backbone.down_pools[i]
-            up_pool: Any = backbone.up_pools[i]
-            dp_w, dp_b = lay.linear(down_pool.linear)
-            up_w, up_b = lay.linear(up_pool.linear)
-            e = int(down_pool.linear.out_features)
+        widths = [backbone.d_model]
+        for i, (downs, pool, up, ups) in enumerate(backbone._tiers):
+            d, p = backbone.widths[i], pool.pool
+            n_down, first_down = add_layers(downs)
+            n_up, first_up = add_layers(ups)
+            order = _pool_order(d, p)
+            dp_w, dp_b = lay.linear(pool.linear, cols=order)
+            up_w, up_b = lay.linear(up.linear, rows=order)
+            e = int(effective_weight(pool.linear)[0].shape[0])
             widths.append(e)
             tiers.append([d, p, e, n_down, first_down, n_up, first_up, dp_w, dp_b, up_w, up_b,
-                          lay.claim(p * d), lay.claim(p * d)])  # fmt: skip
-        n_center, first_center = add_layers(backbone.center)
+                          lay.claim(2 * p * d)])  # fmt: skip
+        n_center, first_center = add_layers([m for m in backbone.c_layers])  # type: ignore[misc]
+        if not backbone.c_layers:
+            raise EngineUnavailable("the compiled engine needs at least one centre layer")
         if len(set(eps)) != 1:
             raise EngineUnavailable("the compiled engine needs one LayerNorm eps for all norms")
         self.eps = float(eps[0])
@@ -287,7 +290,7 @@ class CompiledSaShiMi:
         header = [
             len(tiers), backbone.d_model, classes, lay.add(model.embedding.weight),
             lay.add(backbone.norm.weight), lay.add(backbone.norm.bias), head_w, head_b,
-            n_center, first_center, lay.state, len(layers), max(widths),
+            n_center, first_center, lay.state, len(layers), max(widths), int(backbone.unet),
         ]  # fmt: skip
         self.plan = np.array(
             [*header, *[0] * (HEAD - len(header)), *itertools.chain(*tiers, *layers)],
@@ -296,11 +299,10 @@ class CompiledSaShiMi:
         self.weights = np.concatenate(lay.chunks).astype(WEIGHTS[weight])
         self.state_size = lay.state
         self.classes = classes
+        self.library = load_library(weight)
 
 
 class CompiledStepper(Stepper):
-    name = "compiled (fused C step)"
-
     def __init__(self, compiled: CompiledSaShiMi, batch: int) -> None:
         self.c = compiled
         self.batch = batch
@@ -327,35 +329,24 @@ class CompiledStepper(Stepper):
         return self.logits.to(self.c.dtype, copy=True)
 
 
-def choose_engine(
-    model: Any, engine: str, *, batch: int, device: torch.device
-) -> tuple[CompiledSaShiMi | None, str]:
-    """Resolve ``engine`` for this model, batch and device: ``(layout, reason)``, where a
-    ``None`` layout means the eager step and ``reason`` says why it was chosen.
-
-    Raises:
-        EngineUnavailable: ``engine="compiled"`` where it cannot run.
-        ValueError: an unknown engine name.
-    """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
-    if engine == "eager":
-        return None, "asked for"
+def _prepare(model: Any, batch: int, device: torch.device) -> StepperFactory:
     if device.type != "cpu":
-        if engine == "compiled":
-            raise EngineUnavailable(
-                f"the compiled engine runs on the CPU; the model is on {device}"
-            )
-        return None, f"no fused step for {device.type} yet"
-    if engine == "auto" and batch > COMPILED_MAX_BATCH:
-        return None, f"batch {batch} > {COMPILED_MAX_BATCH}: batched eager steps are faster"
-    try:
-        return CompiledSaShiMi(model), "fastest available"
-    except EngineUnavailable as exc:
-        if engine == "compiled":
-            raise
-        return None, str(exc)
+        raise EngineUnavailable(f"the compiled engine runs on the CPU; the model is on {device}")
+    compiled = CompiledSaShiMi(model)
+    return lambda size: CompiledStepper(compiled, size)
 
 
-def stepper_name(compiled: CompiledSaShiMi | None) -> str:
-    return CompiledStepper.name if compiled is not None else EagerStepper.name
+def _auto(model: Any, batch: int, device: torch.device) -> str | None:
+    if device.type != "cpu":
+        return f"no fused step for {device.type} yet"
+    if batch > COMPILED_MAX_BATCH:
+        return f"batch {batch} > {COMPILED_MAX_BATCH}: batched eager steps are faster"
+    if find_compiler() is None:
+        return "no C compiler found (set CC, or install cc/gcc/clang)"
+    return None
+
+
+#: The engine record the builders attach to SaShiMi language models.
+COMPILED = EngineSpec(
+    name="compiled", label="compiled (fused C step)", prepare=_prepare, auto=_auto
+)

@@ -4,11 +4,13 @@
  * this file with the machine's C compiler. Sums, activations and states are double precision
  * (float64 models then match their eager step to 1e-9). The control flow mirrors
  * SaShiMi.step in audio_models/sashimi.py: the outer tier runs every sample, tier i + 1 once
- * tier i has filled a frame of p_i samples, and its up-pooled output is used one frame later.
+ * tier i has filled a frame of p_i samples, and its up-pooled output is used one frame later;
+ * the skip connections are the reference's (SaShiMi or its U-Net).
  *
  * Layout (int64 `plan`): a header of HEAD ints, then TIER ints per tier, then LAYER ints per
- * residual layer; offsets point into `w` (weights, matrices stored transposed: in x out) and
- * into the per-batch-element `state` block.
+ * residual layer; offsets point into `w` (weights, matrices stored transposed: in x out; the
+ * pools' weights reordered so that frames are (p, d) row-major) and into the
+ * per-batch-element `state` block.
  */
 #include <math.h>
 #include <stdint.h>
@@ -22,14 +24,19 @@
 #endif
 typedef WEIGHT weight_t;
 
-enum { HEAD = 16, TIER = 13, LAYER = 20 };
+enum { HEAD = 16, TIER = 12, LAYER = 20 };
 enum { H_TIERS, H_DMODEL, H_CLASSES, H_EMB, H_NORM_W, H_NORM_B, H_HEAD_W, H_HEAD_B,
-       H_NCENTER, H_FCENTER, H_STATE, H_NLAYERS, H_MAXW };
+       H_NCENTER, H_FCENTER, H_STATE, H_NLAYERS, H_MAXW, H_UNET };
 enum { T_D, T_P, T_E, T_NDOWN, T_FDOWN, T_NUP, T_FUP, T_DP_W, T_DP_B, T_UP_W, T_UP_B,
-       T_DBUF, T_UBUF };
-enum { L_H, L_M, L_SCALE, L_GLU, L_F, L_LN1_W, L_LN1_B, L_SSM, L_D, L_OUT_W, L_OUT_B,
-       L_LN2_W, L_LN2_B, L_FF1_W, L_FF1_B, L_FF2_W, L_FF2_B, L_STATE, L_KIND, L_RANK };
-enum { DIAGONAL = 0, DPLR = 1 };
+       T_BUF };
+/* A residual layer: x + layer(norm(x)). KIND: 0 S4 (diagonal recurrence), 1 S4 (DPLR),
+ * 2 feed-forward. NORM: 0 the reference's scalar norm (N1 = m, N2 = s), 1 LayerNorm
+ * (N1 = weight, N2 = bias). S4 fields: M, SCALE, GLU, SSM, D, OUT_W, OUT_B, STATE, RANK;
+ * feed-forward fields: F (in M), FF1_W, FF1_B (in SSM, D), FF2_W, FF2_B (in OUT_W, OUT_B). */
+enum { L_H, L_KIND, L_NORM, L_N1, L_N2, L_M, L_SCALE, L_GLU, L_SSM, L_D, L_OUT_W, L_OUT_B,
+       L_STATE, L_RANK };
+enum { DIAGONAL = 0, DPLR = 1, FEEDFORWARD = 2 };
+enum { SCALAR_NORM = 0, LAYER_NORM = 1 };
 
 typedef struct {
     const weight_t *w;
@@ -57,6 +64,17 @@ static void layer_norm(const double *x, const weight_t *g, const weight_t *b, do
     for (int64_t i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
     const double inv = 1.0 / sqrt(var / (double)n + eps);
     for (int64_t i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * g[i] + b[i];
+}
+
+/* The reference's scalar norm: y = s / std(x) * (x - mean(x) + m), biased std, no epsilon. */
+static void scalar_norm(const double *x, const weight_t *m, const weight_t *s, double *y,
+                        int64_t n) {
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < n; i++) mean += x[i];
+    mean /= (double)n;
+    for (int64_t i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    const double scale = (double)s[0] / sqrt(var / (double)n), shift = (double)m[0] - mean;
+    for (int64_t i = 0; i < n; i++) y[i] = scale * (x[i] + shift);
 }
 
 static inline double gelu(double x) { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752440)); }
@@ -191,12 +209,25 @@ static void ssm_dplr1(const int64_t *L, const weight_t *q, double *st, const dou
     }
 }
 
-/* x <- x + S4(LN(x)), then x <- x + FF(LN(x)); the S4 state is updated in place. */
+/* x <- x + layer(norm(x)); an S4 state is updated in place. */
 static void residual(const ctx_t *c, const int64_t *L, double *x, double *st) {
-    const int64_t H = L[L_H], F = L[L_F];
+    const int64_t H = L[L_H];
     const weight_t *w = c->w;
-    double u[H], y[H], o[2 * H], f[F];
-    layer_norm(x, w + L[L_LN1_W], w + L[L_LN1_B], u, H, c->eps);
+    double u[H];
+    if (L[L_NORM] == SCALAR_NORM)
+        scalar_norm(x, w + L[L_N1], w + L[L_N2], u, H);
+    else
+        layer_norm(x, w + L[L_N1], w + L[L_N2], u, H, c->eps);
+    if (L[L_KIND] == FEEDFORWARD) {
+        const int64_t F = L[L_M];
+        double f[F], o[H];
+        linear(w + L[L_SSM], w + L[L_D], u, f, H, F);
+        for (int64_t i = 0; i < F; i++) f[i] = gelu(f[i]);
+        linear(w + L[L_OUT_W], w + L[L_OUT_B], f, o, F, H);
+        for (int64_t h = 0; h < H; h++) x[h] += o[h];
+        return;
+    }
+    double y[H], o[2 * H];
     if (L[L_KIND] == DPLR && L[L_RANK] == 1)
         ssm_dplr1(L, w + L[L_SSM], st + L[L_STATE], u, y);
     else if (L[L_KIND] == DPLR)
@@ -212,42 +243,56 @@ static void residual(const ctx_t *c, const int64_t *L, double *x, double *st) {
         linear(w + L[L_OUT_W], w + L[L_OUT_B], y, o, H, H);
         for (int64_t h = 0; h < H; h++) x[h] += o[h];
     }
-    layer_norm(x, w + L[L_LN2_W], w + L[L_LN2_B], u, H, c->eps);
-    linear(w + L[L_FF1_W], w + L[L_FF1_B], u, f, H, F);
-    for (int64_t i = 0; i < F; i++) f[i] = gelu(f[i]);
-    linear(w + L[L_FF2_W], w + L[L_FF2_B], f, o, F, H);
-    for (int64_t h = 0; h < H; h++) x[h] += o[h];
+}
+
+static const int64_t *layer_at(const ctx_t *c, int64_t l) {
+    return c->plan + HEAD + c->plan[H_TIERS] * TIER + l * LAYER;
 }
 
 static void run(const ctx_t *c, int64_t first, int64_t n, double *x, double *st) {
-    const int64_t tiers = c->plan[H_TIERS];
-    for (int64_t l = first; l < first + n; l++)
-        residual(c, c->plan + HEAD + tiers * TIER + l * LAYER, x, st);
+    for (int64_t l = first; l < first + n; l++) residual(c, layer_at(c, l), x, st);
 }
 
+/* Tier i at its time t: h (the tier's input, width d) -> the tier's output, in place. */
 static void tier(const ctx_t *c, int64_t i, double *h, int64_t t, double *st) {
     const int64_t *P = c->plan;
-    if (i == P[H_TIERS]) {
+    if (i == P[H_TIERS]) {  /* the centre: its input is added back to its output */
+        const int64_t d = layer_at(c, P[H_FCENTER])[L_H];
+        double in[d];
+        memcpy(in, h, (size_t)d * sizeof(double));
         run(c, P[H_FCENTER], P[H_NCENTER], h, st);
+        for (int64_t k = 0; k < d; k++) h[k] += in[k];
         return;
     }
     const int64_t *T = P + HEAD + i * TIER;
-    const int64_t d = T[T_D], p = T[T_P], e = T[T_E], slot = t % p;
-    double *down = st + T[T_DBUF], *up = st + T[T_UBUF];
-    run(c, T[T_FDOWN], T[T_NDOWN], h, st);
-    double out[d];
-    for (int64_t k = 0; k < d; k++) {
-        out[k] = up[slot * d + k] + h[k];
-        down[slot * d + k] = h[k];
+    const int64_t d = T[T_D], p = T[T_P], e = T[T_E], slot = t % p, n = T[T_NDOWN];
+    double *down = st + T[T_BUF], *up = down + p * d;
+    double skips[(n + 1) * d];  /* the input of every down layer, then the pool's input */
+    memcpy(skips, h, (size_t)d * sizeof(double));
+    for (int64_t l = 0; l < n; l++) {
+        residual(c, layer_at(c, T[T_FDOWN] + l), h, st);
+        memcpy(skips + (l + 1) * d, h, (size_t)d * sizeof(double));
     }
-    if (slot == p - 1) {
+    double out[d], sum[d];
+    for (int64_t k = 0; k < d; k++) out[k] = sum[k] = up[slot * d + k] + h[k];
+    if (P[H_UNET]) {
+        for (int64_t l = 0; l < T[T_NUP]; l++) {
+            residual(c, layer_at(c, T[T_FUP] + l), out, st);
+            const double *skip = skips + (n - 1 - l) * d;
+            for (int64_t k = 0; k < d; k++) out[k] += skip[k];
+        }
+    } else {
+        run(c, T[T_FUP], T[T_NUP], out, st);
+        for (int64_t k = 0; k < d; k++) out[k] += sum[k];
+    }
+    memcpy(down + slot * d, h, (size_t)d * sizeof(double));
+    if (slot == p - 1) {  /* a frame is complete: the coarser tier takes one step */
         double inner[e];
         linear(c->w + T[T_DP_W], c->w + T[T_DP_B], down, inner, p * d, e);
         tier(c, i + 1, inner, t / p, st);
         linear(c->w + T[T_UP_W], c->w + T[T_UP_B], inner, up, e, p * d);
     }
     memcpy(h, out, (size_t)d * sizeof(double));
-    run(c, T[T_FUP], T[T_NUP], h, st);
 }
 
 /* One step for `batch` sequences at time t: tokens (batch) -> logits (batch x classes). */

@@ -1,0 +1,253 @@
+"""Autoregressive sampling: the generation loop, its engines and nucleus sampling.
+
+A model generates through *steppers*: ``stepper.step(prev)`` gives the logits of the next
+sample from the previous one. The ``eager`` stepper is the model's own ``step``; other
+engines (``audio_models.fast``) compute the same step another way. A model lists the engines
+it can use in ``model.engines`` (name -> :class:`EngineSpec`); the builders attach them, so
+this module and the models never import the engines' internals.
+
+``generate`` samples with a temperature and a nucleus (``top_p``) but reports each sample's
+log-likelihood *under the model* (temperature 1, no truncation), which equals what
+``log_likelihood`` computes teacher-forced on the produced samples.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, Protocol
+
+import torch
+from attrs import frozen
+from torch import Tensor
+
+from audio_core.errors import ProblemsError
+
+
+class EngineUnavailable(ProblemsError):
+    """The requested engine cannot run this model here; the message says why (``audio-run``
+    prints it as one line and exits 2)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([message])
+
+
+class Generated(NamedTuple):
+    """What generation returns.
+
+    Attributes:
+        samples: ``(n, length)`` class indices, prefix included.
+        log_likelihood: ``(n,)`` float64, the model's log-probability (nats) of the samples
+            after the prefix, given the prefix.
+        prefix_len: how many leading samples were given rather than sampled.
+        engine: which engine computed the steps.
+    """
+
+    samples: Tensor
+    log_likelihood: Tensor
+    prefix_len: int
+    engine: str = "eager"
+
+
+class Steppable(Protocol):
+    """What the loop needs from a model."""
+
+    bits: int
+    engines: Mapping[str, EngineSpec]
+
+    @property
+    def start_token(self) -> int: ...
+
+    def setup_rnn(self, mode: str = "linear") -> None: ...
+
+    def default_state(
+        self, batch: int, *, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> Any: ...
+
+    def step(self, prev: Tensor, state: Any) -> tuple[Tensor, Any]: ...
+
+    def parameters(self) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    @property
+    def training(self) -> bool: ...
+
+
+class Stepper(ABC):
+    """One batch of sequences being generated: ``step(prev)`` -> ``(batch, classes)`` logits."""
+
+    @abstractmethod
+    def step(self, prev: Tensor) -> Tensor:
+        """Logits for the next sample given the previous one, ``prev (batch,)``."""
+
+
+class EagerStepper(Stepper):
+    """The model's own ``step`` (the readable reference; any model, any device)."""
+
+    def __init__(self, model: Steppable, batch: int, device: torch.device) -> None:
+        self.model = model
+        self.state = model.default_state(batch, device=device)
+
+    def step(self, prev: Tensor) -> Tensor:
+        logits, self.state = self.model.step(prev, self.state)
+        out: Tensor = logits
+        return out
+
+
+#: Makes the stepper of one batch of ``batch`` sequences.
+StepperFactory = Callable[[int], Stepper]
+
+
+@frozen
+class EngineSpec:
+    """A generation engine a model can use.
+
+    Attributes:
+        name: as ``--engine`` names it (``compiled``, ...).
+        label: what ``audio-run generate`` prints (``compiled (fused C step)``).
+        prepare: ``prepare(model, batch, device) -> factory``; raises
+            :class:`EngineUnavailable` saying why when it cannot run (no compiler, wrong
+            device, an unsupported layer).
+        auto: ``auto(model, batch, device)`` -> ``None`` when ``--engine auto`` should pick it,
+            else the reason not to.
+    """
+
+    name: str
+    label: str
+    prepare: Callable[[Any, int, torch.device], StepperFactory]
+    auto: Callable[[Any, int, torch.device], str | None]
+
+
+def choose_engine(
+    model: Steppable, engine: str, *, batch: int, device: torch.device
+) -> tuple[str, StepperFactory | None, str]:
+    """Resolve ``engine``: ``(label, factory or None for eager, reason)``.
+
+    Raises:
+        EngineUnavailable: the engine cannot run here, or the model has no such engine.
+    """
+    engines = dict(model.engines)
+    if engine == "eager":
+        return "eager", None, "asked for"
+    if engine != "auto":
+        if engine not in engines:
+            offered = ", ".join(["auto", "eager", *engines])
+            backbone = getattr(model, "backbone", None)
+            what = type(model).__name__ + (
+                f" over {type(backbone).__name__}" if backbone is not None else ""
+            )
+            raise EngineUnavailable(f"--engine {engine}: {what} supports only {offered}")
+        spec = engines[engine]
+        return spec.label, spec.prepare(model, batch, device), "asked for"
+    reasons = []
+    for spec in engines.values():
+        why = spec.auto(model, batch, device)
+        if why is None:
+            try:
+                return spec.label, spec.prepare(model, batch, device), "fastest available"
+            except EngineUnavailable as exc:
+                why = str(exc)
+        reasons.append(f"{spec.name}: {why}")
+    return "eager", None, "; ".join(reasons) or "the model's only engine"
+
+
+def sample_logits(
+    logits: Tensor, *, temperature: float, top_p: float, generator: torch.Generator | None
+) -> Tensor:
+    """Draw one class per row of ``logits (batch, classes)``.
+
+    ``temperature`` divides the logits; ``top_p < 1`` keeps the smallest set of most likely
+    classes whose probability reaches ``top_p`` (nucleus sampling). ``temperature == 0`` takes
+    the most likely class.
+    """
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        before = sorted_probs.cumsum(-1) - sorted_probs  # mass of the classes ranked higher
+        sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(
+    model: Steppable,
+    n: int,
+    length: int,
+    *,
+    prefix: Tensor | None = None,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    batch: int = 16,
+    mode: str = "linear",
+    generator: torch.Generator | None = None,
+    progress: Callable[[int], Any] | None = None,
+    engine: str = "auto",
+) -> Generated:
+    """Sample ``n`` sequences of ``length`` samples, ``batch`` at a time.
+
+    Args:
+        prefix: ``(n, l_prefix)`` class indices to continue (conditional generation); the
+            prefix is run through the recurrence and counts toward ``length``.
+        temperature, top_p: how samples are drawn (see :func:`sample_logits`); the reported
+            log-likelihood is always under the model itself.
+        mode: S4 step mode (ignored by models without S4 layers).
+        generator: the random generator to draw from (on the model's device).
+        progress: optional callable ``progress(n_done_steps)`` called after each step.
+        engine: ``auto`` (the fastest that applies), ``eager`` (the model's own ``step``) or
+            one of ``model.engines``. All give the same logits to float32 rounding.
+
+    Raises:
+        EngineUnavailable: an engine other than ``auto`` / ``eager`` that cannot run here.
+        ValueError: bad sizes, sampling settings or prefix.
+    """
+    if n < 1 or length < 1 or batch < 1:
+        raise ValueError(f"n, length and batch must be >= 1; got {n}, {length}, {batch}")
+    if temperature < 0 or not 0 < top_p <= 1:
+        raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1; got {temperature}, {top_p}")
+    prefix_len = 0
+    if prefix is not None:
+        if prefix.dim() != 2 or prefix.shape[0] != n or prefix.shape[1] > length:
+            raise ValueError(
+                f"prefix must have shape (n={n}, l_prefix <= length={length}); "
+                f"got {tuple(prefix.shape)}"
+            )
+        prefix_len = prefix.shape[1]
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    label, factory, _ = choose_engine(model, engine, batch=min(batch, n), device=device)
+    if factory is None:
+        model.setup_rnn(mode)
+    samples = torch.empty(n, length, dtype=torch.long, device=device)
+    loglik = torch.zeros(n, dtype=torch.float64, device=device)
+    try:
+        for lo in range(0, n, batch):
+            hi = min(n, lo + batch)
+            stepper = (
+                factory(hi - lo) if factory is not None else EagerStepper(model, hi - lo, device)
+            )
+            prev = torch.full((hi - lo,), model.start_token, dtype=torch.long, device=device)
+            for t in range(length):
+                logits = stepper.step(prev)
+                if t < prefix_len:
+                    assert prefix is not None
+                    token = prefix[lo:hi, t].to(device=device, dtype=torch.long)
+                else:
+                    token = sample_logits(
+                        logits, temperature=temperature, top_p=top_p, generator=generator
+                    )
+                    logp = torch.log_softmax(logits.double(), dim=-1)
+                    loglik[lo:hi] += logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)
+                samples[lo:hi, t] = token
+                prev = token
+                if progress is not None:
+                    progress(hi - lo)
+    finally:
+        model.train(was_training)
+    return Generated(samples, loglik, prefix_len, label)
