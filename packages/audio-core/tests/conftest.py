@@ -84,3 +84,29 @@ def fake_dist(site: Path, write_module: WriteModule) -> FakeDist:
         return dist
 
     return make
+
+
+TOY = """
+@hookimpl
+def register_models():
+    return [ModelSpec(name="toy", config_cls=ToyModelConfig, target="toy_cli:build",
+                      summary="a toy model", aliases=("t",))]
+
+@hookimpl
+def register_datasets():
+    return [DatasetSpec(name="tones", config_cls=ToyDataConfig, target="toy_cli:data",
+                        summary="sine tones")]
+"""
+
+
+@pytest.fixture
+def toy(write_module: WriteModule) -> list[str]:
+    """Arguments that register the toy plugin (a model ``toy``, a dataset ``tones``)."""
+    write_module("toy_cli", TOY)
+    return ["--plugin", "toy_cli"]
+
+
+@pytest.fixture
+def toy_body() -> str:
+    """The toy plugin's source, for a second module that registers the same names."""
+    return TOY

@@ -11,18 +11,6 @@ import pytest
 from audio_core.cli import main
 from audio_core.testing import modules_imported_by_cli
 
-TOY = """
-@hookimpl
-def register_models():
-    return [ModelSpec(name="toy", config_cls=ToyModelConfig, target="toy_cli:build",
-                      summary="a toy model", aliases=("t",))]
-
-@hookimpl
-def register_datasets():
-    return [DatasetSpec(name="tones", config_cls=ToyDataConfig, target="toy_cli:data",
-                        summary="sine tones")]
-"""
-
 HELLO = """
 def hello(args, ctx):
     ctx.print(f"hello {args.who} ({len(ctx.registry.models)} models)")
@@ -35,13 +23,6 @@ def register_commands(subparsers):
     parser.add_argument("--status", type=int, default=0)
     parser.set_defaults(handler=hello)
 """
-
-
-@pytest.fixture
-def toy(write_module) -> list[str]:
-    """Arguments that register the toy plugin."""
-    write_module("toy_cli", TOY)
-    return ["--plugin", "toy_cli"]
 
 
 @pytest.fixture
@@ -249,9 +230,9 @@ def test_a_missing_plugin_module_is_one_line_and_exit_2(capsys) -> None:
 
 
 def test_duplicate_names_are_reported_by_every_command_that_needs_the_registry(
-    capsys, write_module, toy
+    capsys, write_module, toy, toy_body
 ) -> None:
-    write_module("toy_twin", TOY)
+    write_module("toy_twin", toy_body)
     status, _, err = run(capsys, *toy, "--plugin", "toy_twin", "list")
     assert status == 2
     assert err.splitlines() == [

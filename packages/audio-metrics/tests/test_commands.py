@@ -241,3 +241,70 @@ def test_a_checkpoint_that_is_not_a_classifier_is_named(
     status, _, err = _evaluate(capsys, "--classifier", str(bad), "--dataset-metrics")
     assert status == 2
     assert f"{bad}: not an SC09 classifier checkpoint" in err
+
+
+# -- bad input: one line each, nothing written ----------------------------------------------
+def test_non_finite_samples_are_refused_naming_the_file(
+    classifier: Path, samples: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    bad = samples / "zz_nan.wav"
+    sf.write(bad, np.full(16000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    status, _, err = _evaluate(capsys, "--samples", str(samples), "--classifier", str(classifier),
+                               "--no-cache")  # fmt: skip
+    assert status == 2
+    assert err == (
+        f"audio-run: error: {bad}: holds non-finite samples (NaN or inf); no metric applies\n"
+    )
+    assert not (samples / "metrics.json").exists()
+
+
+def test_a_cache_dir_that_is_a_file_is_one_line(
+    classifier: Path, samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "cache-file"
+    blocker.write_text("")
+    status, _, err = _evaluate(capsys, "--samples", str(samples), "--classifier", str(classifier),
+                               "--cache-dir", str(blocker))  # fmt: skip
+    assert status == 2
+    assert err == (
+        f"audio-run: error: --cache-dir {blocker}: not a folder (pass a folder, or --no-cache)\n"
+    )
+
+
+def test_an_output_that_cannot_be_written_is_one_line_with_status_1(
+    classifier: Path, samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep")
+    status, _, err = _evaluate(capsys, "--samples", str(samples), "--classifier", str(classifier),
+                               "--no-cache", "--output", str(blocker / "out"))  # fmt: skip
+    assert status == 1
+    assert err == f"audio-run: error: {blocker / 'out'}: Not a directory (ENOTDIR)\n"
+    assert blocker.read_text() == "keep"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: p.pop("dataset"), "the classifier checkpoint lacks dataset"),
+        (lambda p: p["config"].update(widths=[4, 4]), "its weights do not match its config"),
+        (lambda p: p["config"].update(widths="wide"), "its classifier config is invalid: "),
+        (lambda p: p["model"].popitem(), "its weights do not match its config (1 missing"),
+    ],
+)
+def test_a_classifier_checkpoint_made_by_hand_says_what_is_wrong(
+    classifier: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage, message: str
+) -> None:
+    import torch
+
+    payload = torch.load(classifier, map_location="cpu", weights_only=False)
+    damage(payload)
+    bad = tmp_path / "hand.pt"
+    torch.save(payload, bad)
+    status, _, err = _evaluate(capsys, "--classifier", str(bad), "--dataset-metrics")
+    assert status == 2
+    assert err.startswith(f"audio-run: error: {bad}: {message}")
+    assert len(err.strip().splitlines()) == 1

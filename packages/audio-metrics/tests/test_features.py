@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from audio_metrics.features import cached_features, folder_key, load_cached
 from audio_metrics.suite import Features
@@ -60,11 +61,20 @@ def test_a_changed_file_or_classifier_changes_the_key(tmp_path: Path) -> None:
     assert folder_key("abc", [wav]) != key
 
 
-def test_a_damaged_entry_is_recomputed(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: b"garbage",  # not a zip at all
+        lambda data: data[: len(data) // 2],  # cut in half: BadZipFile
+        lambda data: data[:-30],  # cut in the central directory
+        lambda data: b"",  # empty: EOFError
+    ],
+)
+def test_a_damaged_entry_is_recomputed(tmp_path: Path, damage) -> None:
     key = {"k": 2}
     cached_features(key, lambda: _features(0), tmp_path)
     (entry,) = tmp_path.glob("*.npz")
-    entry.write_bytes(b"garbage")
+    entry.write_bytes(damage(entry.read_bytes()))
     assert load_cached(tmp_path, key) is None
     again, hit = cached_features(key, lambda: _features(1), tmp_path)
     assert not hit

@@ -6,7 +6,8 @@ subcommands and the rest of the line is parsed. With no subcommand, ``train`` is
 ``audio-run --model sashimi --dataset sc09`` trains.
 
 Exit status: 0 on success, 2 for usage, configuration and plugin errors (printed one per line
-as ``audio-run: error: ...``, without a traceback), otherwise what the command returns.
+as ``audio-run: error: ...``, without a traceback), 1 for an operating-system error (a full
+disk, a read-only folder: one line naming the path), otherwise what the command returns.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def build_parser(
         before = set(subparsers.choices)
         try:
             impl.function(subparsers)
-        except Exception as exc:  # noqa: BLE001 -- a plugin's bug: name the plugin, no traceback
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 -- a plugin's bug: name it
             problems.append(
                 f"register_commands() of plugin {info.name!r} ({info.label}) raised "
                 f"{type(exc).__name__}: {exc}"
@@ -140,10 +141,27 @@ def _reject_extras(sub: argparse.ArgumentParser, extras: list[str]) -> None:
     sub.error(f"unrecognized arguments: {bad}")
 
 
-def _fail(problems: Sequence[str]) -> int:
+def _worker_line(problem: str) -> str:
+    """A problem raised in a DataLoader worker arrives wrapped in the worker's traceback
+    ("Caught DataError in DataLoader worker process 0. Original Traceback ..."): keep the
+    original message, its last line."""
+    if "Original Traceback (most recent call last)" not in problem:
+        return problem
+    last = [line for line in problem.splitlines() if line.strip()][-1]
+    return last.split(": ", 1)[1] if ": " in last else last
+
+
+def _say(line: str) -> None:
+    """One ``audio-run: error:`` line; paths that are not valid text (undecodable file names)
+    are shown with escapes instead of failing to print."""
+    text = f"{PROG}: error: {line}"
+    sys.stderr.write(text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+
+
+def _fail(problems: Sequence[str], status: int = 2) -> int:
     for line in problems:
-        print(f"{PROG}: error: {line}", file=sys.stderr)
-    return 2
+        _say(_worker_line(line))
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -174,4 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc.problems)
     except TargetImportError as exc:  # a record names code that is not there
         return _fail([str(exc)])
+    except OSError as exc:  # a full disk, a read-only folder, a permission: one line, exit 1
+        from .io import describe_os_error
+
+        return _fail([describe_os_error(exc)], status=1)
     return 0 if status is None else int(status)

@@ -26,6 +26,8 @@ def _train(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .runner.train import Trainer, default_run_dir, distributed
 
     resume: Path | None = args.resume
+    if args.reset_optimizer and resume is None:
+        raise ConfigError(["--reset-optimizer needs --resume RUN_DIR"])
     if resume is not None:
         if args.model or args.dataset or args.config or args.preset:
             raise ConfigError(
@@ -44,6 +46,7 @@ def _train(args: argparse.Namespace, ctx: CommandContext) -> int:
             ctx.registry,
             run_dir=run_dir,
             resume=resume is not None,
+            reset_optimizer=args.reset_optimizer,
             progress=not args.quiet,
             out=ctx.stdout,
         )
@@ -70,6 +73,8 @@ def _generate(args: argparse.Namespace, ctx: CommandContext) -> int:
         raise ConfigError([f"generate takes only generate.* overrides; got {', '.join(bad)}"])
     checkpoint: Path = args.checkpoint
     ckpt = load_checkpoint(checkpoint)
+    if not isinstance(ckpt["config"], dict):
+        raise ConfigError([f"{checkpoint}: its 'config' is not a table"])
     config = ctx.resolve_config(args, base=ckpt["config"], base_origin=f"checkpoint {checkpoint}")
     check_engine(ctx.registry, config.model.name, args.engine)
     output = args.output
@@ -205,6 +210,12 @@ def register_core_commands(
         type=Path,
         metavar="RUN_DIR",
         help="continue the run in RUN_DIR from its checkpoints/last.pt (bit-exact on CPU)",
+    )
+    train.add_argument(
+        "--reset-optimizer",
+        action="store_true",
+        help="with --resume: start a fresh optimizer from the checkpoint's weights (when its "
+        "saved state does not fit, e.g. after changing train.optimizer.name)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=_train)

@@ -215,3 +215,25 @@ def describe_os_error(exc: OSError) -> str:
     paths = [p for p in (exc.filename, exc.filename2) if p is not None]
     where = " -> ".join(os.fsdecode(p) for p in paths)
     return f"{where}: {reason}" if where else reason
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float (``nan``, ``inf``) replaced by ``None``: JSON has
+    no such numbers, and ``json.dumps`` would write ``NaN`` / ``Infinity``, which no JSON
+    parser must accept."""
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def dumps_json(value: Any, *, indent: int | None = None) -> str:
+    """Strict JSON text of ``value`` (non-finite floats as ``null``, see :func:`finite_json`)."""
+    import json
+
+    return json.dumps(finite_json(value), indent=indent, allow_nan=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import re
 from collections.abc import Mapping, Sequence
 
 import pluggy
@@ -122,7 +123,30 @@ def _by_name(info: PluginInfo) -> str:
     return info.name
 
 
+_MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def _failure(exc: BaseException) -> str:
+    """``Type: message`` of anything a plugin's import raised, on one line (``sys.exit`` in
+    a plugin module included)."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    where = ""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f" ({exc.filename}, line {exc.lineno})"
+    return f"{type(exc).__name__}: {_one_line(str(exc))}{where}"
+
+
 def _import_plugin_module(module_name: str, source: Source) -> object:
+    """Import a module named by ``--plugin`` / ``AUDIO_RUN_PLUGINS``.
+
+    Raises:
+        PluginError: one line naming the module and whatever its import raised.
+    """
+    if not _MODULE_NAME.match(module_name):
+        raise PluginError(
+            [f"{source} {module_name!r}: not a module name (dotted Python identifiers)"]
+        )
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
@@ -130,6 +154,12 @@ def _import_plugin_module(module_name: str, source: Source) -> object:
         raise PluginError(
             [f"{source} {module_name!r}: cannot import it: {type(exc).__name__}: {exc}{hint}"]
         ) from exc
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 -- a broken plugin: name it, no traceback
+        dist, version = _module_dist(module_name)
+        label = f" ({dist}=={version})" if dist else ""
+        raise PluginError(
+            [f"{source} {module_name!r}{label}: importing it failed: {_failure(exc)}"]
+        ) from None
 
 
 def _module_dist(module_name: str) -> tuple[str | None, str | None]:
@@ -161,11 +191,10 @@ def _load_entry_points(pm: AudioPluginManager) -> None:
             continue
         try:
             plugin = ep.load()
-        except Exception as exc:  # noqa: BLE001 -- a broken third-party plugin: report, go on
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 -- a broken plugin: report, go on
             problems.append(
                 f"plugin {ep.name!r} from {info.label} failed to load ({ep.value}): "
-                f"{type(exc).__name__}: {_one_line(str(exc))}; skip it with "
-                f"{ENV_DISABLE}={ep.name}"
+                f"{_failure(exc)}; skip it with {ENV_DISABLE}={ep.name}"
             )
             continue
         if pm.is_registered(plugin):  # the same module was already named by --plugin

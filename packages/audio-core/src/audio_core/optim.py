@@ -69,20 +69,22 @@ def param_groups(model: _Module, *, lr: float, weight_decay: float) -> list[dict
     """Optimizer parameter groups honouring every hint in ``model``.
 
     Parameters without a hint share one group with ``lr`` and ``weight_decay``; hinted ones are
-    grouped by their effective ``(lr, weight_decay)``. Each group carries ``"names"`` (the
-    parameter names, for logs); ``torch.optim`` optimizers ignore extra keys. Parameters with
-    ``requires_grad=False`` are left out.
+    grouped by their hint, whatever ``lr`` is, so the groups' structure depends on the model
+    alone (an optimizer state saved with one learning rate loads into one built with another).
+    Each group carries ``"names"`` (the parameter names, for logs); ``torch.optim`` optimizers
+    ignore extra keys. Parameters with ``requires_grad=False`` are left out.
     """
     hints = collect_hints(model)
-    groups: dict[tuple[float, float], dict[str, Any]] = {}
+    groups: dict[OptimHint | None, dict[str, Any]] = {}
     for name, param in model.named_parameters():
         if not getattr(param, "requires_grad", True):
             continue
         hint = hints.get(name)
-        key = (lr, weight_decay) if hint is None else (min(lr, hint.lr_max), hint.weight_decay)
-        group = groups.setdefault(
-            key, {"params": [], "names": [], "lr": key[0], "weight_decay": key[1]}
-        )
-        group["params"].append(param)
-        group["names"].append(name)
+        if hint not in groups:
+            rate, decay = (
+                (lr, weight_decay) if hint is None else (min(lr, hint.lr_max), hint.weight_decay)
+            )
+            groups[hint] = {"params": [], "names": [], "lr": rate, "weight_decay": decay}
+        groups[hint]["params"].append(param)
+        groups[hint]["names"].append(name)
     return list(groups.values())

@@ -171,7 +171,7 @@ class Registry:
                     continue
                 try:
                     records = list(impl.function())
-                except Exception as exc:  # noqa: BLE001 -- a plugin's bug: attribute it, go on
+                except (Exception, SystemExit) as exc:  # noqa: BLE001 -- a plugin's bug: name it
                     problems.append(f"{where} raised {type(exc).__name__}: {exc}")
                     continue
                 for record in records:

@@ -175,7 +175,32 @@ def structure_run_config(raw: RawConfig, registry: Registry) -> RunConfig:
         config: RunConfig = make_converter(registry).structure(data, RunConfig)
     except (BaseValidationError, ValueError, TypeError) as exc:
         raise ConfigError(error_lines(exc, raw.origin)) from None
+    check_agreement(config, raw)
     return config
+
+
+def check_agreement(config: RunConfig, raw: RawConfig | None = None) -> None:
+    """Cross-section rules: settings of the model and the dataset that must agree.
+
+    ``bits``: a model predicting ``2**model.bits`` classes of data quantised to
+    ``dataset.bits`` would fail only inside its loss.
+
+    Raises:
+        ConfigError: naming both settings and who set them.
+    """
+    model_bits = getattr(config.model.config, "bits", None)
+    data_bits = getattr(config.dataset.config, "bits", None)
+    if isinstance(model_bits, int) and isinstance(data_bits, int) and model_bits != data_bits:
+        sources = []
+        for path in (("model", "bits"), ("dataset", "bits")):
+            origin = raw.origin(path) if raw is not None else None
+            sources.append(f"{'.'.join(path)} from {origin}" if origin else ".".join(path))
+        raise ConfigError(
+            [
+                f"model.bits={model_bits} but dataset.bits={data_bits}: the model must predict "
+                f"the classes the data holds ({', '.join(sources)})"
+            ]
+        )
 
 
 def resolve_run_config(
@@ -221,7 +246,7 @@ def sections_of(overrides: Sequence[str], allowed: Sequence[str]) -> RawConfig:
 
 
 def structure_section(
-    registry: Registry,
+    registry: Registry | None,
     raw: RawConfig,
     section: str,
     cls: type[Any],

@@ -171,8 +171,15 @@ def _read_list(path: Path, base: Path) -> set[str]:
             f"{path}: missing; the SC09 layout needs validation_list.txt and testing_list.txt "
             "next to the word folders"
         )
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {exc.start}); the list names files as "
+            "word/file.wav lines"
+        ) from None
     entries = set()
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         rel = line.strip()
         if not rel or rel.split("/", 1)[0] not in WORDS:
             continue  # Speech Commands lists every word; only digits matter here

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from .synth import WORDS
 def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
     """Write 16-bit PCM (mono ``(n,)`` or multichannel ``(n, channels)``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), samples, rate, subtype="PCM_16")
+    sf.write(os.fsencode(path), samples, rate, subtype="PCM_16")
     return path
 
 

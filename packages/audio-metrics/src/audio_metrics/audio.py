@@ -6,6 +6,7 @@ the end or cut), in batches.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -42,11 +43,13 @@ def read_wav(path: Path, sample_rate: int) -> Tensor:
     import soundfile as sf
 
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(os.fsencode(path), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as exc:
         raise MetricsError(f"{path}: unreadable audio ({exc})") from None
     if data.shape[0] == 0:
         raise MetricsError(f"{path}: the file holds no audio (0 frames)")
+    if not np.isfinite(data).all():
+        raise MetricsError(f"{path}: holds non-finite samples (NaN or inf); no metric applies")
     x = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     if rate != sample_rate:
         import torchaudio.functional as AF

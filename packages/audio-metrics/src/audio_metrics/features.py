@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -22,6 +23,7 @@ import torch
 
 from .audio import Batch
 from .classifier import SC09Classifier
+from .errors import MetricsError
 from .suite import Features
 
 
@@ -100,14 +102,15 @@ def load_cached(cache: Path, key: dict[str, Any]) -> Features | None:
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # from bytes: np.load leaks its file handle when the zip is damaged
+        with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as data:
             if str(data["key"]) != json.dumps(key, sort_keys=True):
                 return None
             labels = data["labels"] if bool(data["has_labels"]) else None
             return Features(
                 data["activations"], data["probs"], tuple(str(n) for n in data["names"]), labels
             )
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None  # a damaged entry is recomputed and replaced
 
 
@@ -137,7 +140,13 @@ def cached_features(
     key: dict[str, Any], compute: Callable[[], Features], cache: Path | None
 ) -> tuple[Features, bool]:
     """``(features, True)`` from the cache, or ``(compute(), False)`` stored there.
-    ``cache=None`` turns caching off."""
+    ``cache=None`` turns caching off.
+
+    Raises:
+        MetricsError: ``cache`` exists and is not a folder.
+    """
+    if cache is not None and cache.exists() and not cache.is_dir():
+        raise MetricsError(f"--cache-dir {cache}: not a folder (pass a folder, or --no-cache)")
     if cache is not None:
         found = load_cached(cache, key)
         if found is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import math
 import sys
 import time
@@ -21,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from attrs import frozen
 from torch import Tensor
+
+from audio_core.io import dumps_json
 
 from .audio import int16_to_float
 from .classifier import SC09Classifier
@@ -185,7 +186,7 @@ def train_classifier(
             "seconds": time.perf_counter() - start,
         }
         with history_path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+            handle.write(dumps_json(record) + "\n")
         payload = {
             **base,
             "model": model.state_dict(),
@@ -229,8 +230,27 @@ def load_classifier(path: Path, device: torch.device) -> tuple[SC09Classifier, d
         )
     if payload.get("schema") != SCHEMA:
         raise MetricsError(f"{path}: checkpoint schema {payload.get('schema')}, expected {SCHEMA}")
-    raw = dict(payload["config"])
-    raw["widths"] = tuple(raw["widths"])
-    model = SC09Classifier(ClassifierConfig(**raw), len(payload["labels"]))
-    model.load_state_dict(payload["model"])
+    missing = [k for k in ("config", "labels", "model", "dataset") if k not in payload]
+    if missing:
+        raise MetricsError(f"{path}: the classifier checkpoint lacks {', '.join(missing)}")
+    from audio_core.errors import ConfigError
+    from audio_core.resolve import RawConfig, structure_section
+
+    raw = RawConfig()
+    raw.set(("config",), dict(payload["config"]), str(path))
+    try:
+        config = structure_section(None, raw, "config", ClassifierConfig)
+    except ConfigError as exc:
+        raise MetricsError(f"{path}: its classifier config is invalid: {exc.problems[0]}") from None
+    model = SC09Classifier(config, len(payload["labels"]))
+    own, saved = model.state_dict(), payload["model"]
+    wrong = [k for k in own if k not in saved or tuple(saved[k].shape) != tuple(own[k].shape)]
+    extra = [k for k in saved if k not in own]
+    if wrong or extra:
+        first = (wrong or extra)[0]
+        raise MetricsError(
+            f"{path}: its weights do not match its config ({len(wrong)} missing or mis-shaped, "
+            f"{len(extra)} unexpected; first: {first})"
+        )
+    model.load_state_dict(saved)
     return model.to(device).eval(), payload, hashlib.sha256(data).hexdigest()

@@ -23,9 +23,17 @@ from audio_core.io import atomic_write
 #: refused with a message saying how to go on.
 SCHEMA = 2
 
+#: What ``--resume`` reads from a checkpoint.
+RESUME_KEYS = ("model", "optimizer", "schedule", "step", "epoch", "batch", "best_val", "rng")
+#: What ``audio-run generate`` (and ``test``) read from one.
+GENERATE_KEYS = ("model", "config", "decode_table", "sample_rate")
+
 __all__ = [
+    "GENERATE_KEYS",
+    "RESUME_KEYS",
     "SCHEMA",
     "CheckpointError",
+    "check_finite",
     "load_checkpoint",
     "load_model_state",
     "rng_state",
@@ -64,11 +72,12 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_write(path, lambda handle: torch.save(data, handle))
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`.
+def load_checkpoint(path: Path, *, need: tuple[str, ...] = GENERATE_KEYS) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` and check it holds ``need``.
 
     Raises:
-        CheckpointError: the file is missing, unreadable or of another schema.
+        CheckpointError: the file is missing, unreadable, of another schema, or lacks a key
+            (all missing keys named).
     """
     if not path.is_file():
         raise CheckpointError([f"{path}: no such checkpoint"])
@@ -90,6 +99,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(
             [f"{path}: checkpoint schema {found!r}, this audio-run reads schema {SCHEMA}"]
         )
+    missing = [key for key in need if key not in data]
+    if missing:
+        raise CheckpointError(
+            [f"{path}: the checkpoint lacks {', '.join(missing)} (made by hand or damaged?)"]
+        )
+    if "model" in need and not isinstance(data["model"], dict):
+        raise CheckpointError([f"{path}: its 'model' is not a state dict"])
     return data
 
 
@@ -111,3 +127,22 @@ def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: Path) 
             [*problems, f"{path}: the checkpoint does not match the configured model"]
         )
     model.load_state_dict(state)
+
+
+def check_finite(model: torch.nn.Module, path: Path) -> None:
+    """Refuse weights with ``nan`` / ``inf`` (a diverged run's), naming the checkpoint.
+
+    Raises:
+        CheckpointError: counting the non-finite values.
+    """
+    with torch.no_grad():
+        bad = sum(
+            int((~torch.isfinite(p)).sum())
+            for p in model.state_dict().values()
+            if p.is_floating_point()
+        )
+    if bad:
+        raise CheckpointError(
+            [f"{path}: {bad} of the model's weights are not finite (a diverged run?); use an "
+             "earlier checkpoint"]
+        )  # fmt: skip

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,11 +25,11 @@ from attrs import frozen
 
 from audio_core.config import GenerateConfig, RunConfig
 from audio_core.errors import TrainingError
-from audio_core.io import check_replaceable, replacing_dir, write_wav
+from audio_core.io import check_replaceable, dumps_json, replacing_dir, write_wav
 from audio_core.registry import Registry
 from audio_core.specs import ModelSpec
 
-from .checkpoint import load_model_state
+from .checkpoint import check_finite, load_model_state
 
 LN2 = 0.6931471805599453
 
@@ -201,7 +200,7 @@ def write_samples(
             )
         torch.save(sampled.samples[order].to(torch.int32), tmp / "codes.pt")
         manifest = {"settings": {**settings, "sample_rate": sample_rate}, "clips": rows}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        (tmp / "manifest.json").write_text(dumps_json(manifest, indent=2))
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -236,6 +235,7 @@ def generate(
     check_engine(registry, config.model.name, engine)
     model = config.model.build()
     load_model_state(model, ckpt["model"], checkpoint)
+    check_finite(model, checkpoint)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
     sampled = sample(model, config, engine=engine, progress=progress)

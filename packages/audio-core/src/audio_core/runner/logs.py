@@ -8,14 +8,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from audio_core.io import write_text
+from audio_core.errors import TrainingError
+from audio_core.io import dumps_json, write_text
 
 
 class MetricsLog:
     """Append-only JSON lines; each line is flushed, so a killed run keeps what it logged.
 
-    With a TensorBoard ``SummaryWriter``, every numeric field of a record with a ``step`` is
-    also written as a scalar.
+    Non-finite numbers are written as ``null`` (JSON has no ``NaN``). A last line torn by a
+    killed run is skipped when reading and dropped by :meth:`truncate_after`. With a
+    TensorBoard ``SummaryWriter``, every numeric field of a record with a ``step`` is also
+    written as a scalar.
     """
 
     def __init__(self, path: Path, tensorboard: Any = None) -> None:
@@ -24,7 +27,7 @@ class MetricsLog:
 
     def write(self, record: Mapping[str, Any]) -> None:
         with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+            handle.write(dumps_json(dict(record)) + "\n")
         if self.tensorboard is not None and "step" in record:
             for key, value in record.items():
                 if key not in {"step", "epoch"} and isinstance(value, int | float):
@@ -32,14 +35,34 @@ class MetricsLog:
             self.tensorboard.flush()
 
     def read(self) -> list[dict[str, Any]]:
+        """Every record; a torn (unparsable) last line is skipped.
+
+        Raises:
+            TrainingError: a line before the last is not JSON (the file was edited or
+                damaged), naming the file and the line.
+        """
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        lines = [line for line in self.path.read_text(errors="replace").splitlines()]
+        records = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number == len(lines):  # a killed run's half-written last line
+                    break
+                raise TrainingError(
+                    [f"{self.path}:{number}: not a JSON line; repair or delete the file"]
+                ) from None
+        return records
 
     def truncate_after(self, step: int) -> None:
-        """Drop lines logged after ``step`` (a resumed run repeats those steps)."""
-        kept = [r for r in self.read() if r.get("step", 0) <= step]
-        write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        """Drop lines logged after ``step`` (a resumed run repeats those steps) and a torn
+        last line."""
+        kept = [r for r in self.read() if (r.get("step") or 0) <= step]
+        write_text(self.path, "".join(dumps_json(r) + "\n" for r in kept))
 
 
 def loss_curve_svg(
@@ -47,8 +70,8 @@ def loss_curve_svg(
 ) -> str:
     """An SVG plot of training loss and validation NLL (bits per sample) against steps."""
     records = list(records)
-    train = [(r["step"], r["train_bits"]) for r in records if "train_bits" in r]
-    val = [(r["step"], r["val_bits"]) for r in records if "val_bits" in r]
+    train = [(r["step"], r["train_bits"]) for r in records if r.get("train_bits") is not None]
+    val = [(r["step"], r["val_bits"]) for r in records if r.get("val_bits") is not None]
     points = [p for p in train + val if math.isfinite(p[1])]
     pad = 48
     if not points:

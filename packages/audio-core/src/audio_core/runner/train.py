@@ -39,12 +39,14 @@ from audio_core.resolve import to_toml, unstructure
 from audio_core.versions import package_versions
 
 from .checkpoint import (
+    RESUME_KEYS,
     load_checkpoint,
     load_model_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
+from .lock import RunLock, contents
 from .logs import MetricsLog, loss_curve_svg
 from .schedule import LRSchedule
 
@@ -136,11 +138,15 @@ class Trainer:
         *,
         run_dir: Path,
         resume: bool = False,
+        reset_optimizer: bool = False,
         progress: bool = True,
         out: TextIO | None = None,
     ) -> None:
         self.config, self.registry, self.run_dir = config, registry, run_dir
         self.resume, self.progress = resume, progress
+        self.reset_optimizer = reset_optimizer
+        self.restart = False  # --resume of a run that stopped before its first checkpoint
+        self.good: tuple[Path, int] | None = None  # the last checkpoint known to be finite
         self.out = out if out is not None else sys.stdout
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -161,16 +167,36 @@ class Trainer:
             pass
 
     def _check_dir(self) -> None:
-        """Refuse a run folder that cannot be used, before anything is built or written."""
+        """Refuse a run folder that cannot be used, before anything is built or written.
+
+        A folder whose run stopped before its first checkpoint (a ``config.toml`` and no
+        ``checkpoints/last.pt``) is restarted from step 0 by ``--resume``.
+        """
         batch = self.config.train.batch_size
         if batch % self.world:
             raise _one(
                 f"train.batch_size={batch} must be a multiple of the {self.world} processes "
                 "(it is the global batch)"
             )
+        unfinished = (self.run_dir / "config.toml").is_file() and not self.last.is_file()
+        if self.resume and unfinished:
+            self.resume, self.restart = False, True
+            if self.main:
+                print(
+                    f"note: {self.run_dir} stopped before its first checkpoint: restarting it "
+                    "from step 0 with its config.toml",
+                    file=sys.stderr,
+                )
+            return
         if self.resume and not self.last.is_file():
             raise _one(f"{self.run_dir}: no checkpoints/last.pt to resume from")
-        if not self.resume and self.main and self.run_dir.exists() and any(self.run_dir.iterdir()):
+        if not self.resume and self.main and contents(self.run_dir):
+            if unfinished:
+                raise _one(
+                    f"{self.run_dir}: the run folder exists but holds no checkpoint (its run "
+                    f"stopped before the first); restart it from step 0 with `audio-run train "
+                    f"--resume {self.run_dir}` or choose another output.name"
+                )
             raise _one(
                 f"{self.run_dir}: the run folder exists; resume it with "
                 f"`audio-run train --resume {self.run_dir}` or choose another output.name"
@@ -202,6 +228,14 @@ class Trainer:
                 "lower the batch size"
             )
         self.table = decode_table(self.data)
+        classes = getattr(self.model, "n_classes", None)
+        bits = int(self.data.encoding.bits)
+        if isinstance(classes, int) and classes != 2**bits:
+            raise _one(
+                f"model {self.config.model.name!r} predicts {classes} classes but dataset "
+                f"{self.config.dataset.name!r} yields {bits}-bit codes ({2**bits} classes); "
+                f"make model.bits and dataset.bits agree"
+            )
         self.total_steps = cfg.max_steps or self.n_batches * cfg.max_epochs
 
     def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -219,6 +253,9 @@ class Trainer:
         board = self._tensorboard()  # may refuse (no tensorboard): before anything is written
         if self.main and not self.resume:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if self.restart:  # what the stopped run logged is not part of this one
+                for stale in ("metrics.jsonl", "loss_curve.svg"):
+                    (self.run_dir / stale).unlink(missing_ok=True)
             write_text(self.run_dir / "config.toml", to_toml(self.config))
             write_text(self.run_dir / "versions.json", json.dumps(package_versions(), indent=2))
         if self.world > 1:
@@ -227,16 +264,49 @@ class Trainer:
 
     def _restore(self) -> None:
         """Load ``last.pt``: weights, optimizer, schedule, position and every RNG state."""
-        ckpt = load_checkpoint(self.last)
+        ckpt = load_checkpoint(self.last, need=RESUME_KEYS)
         load_model_state(self.model, ckpt["model"], self.last)
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if not self.reset_optimizer:
+            self._restore_optimizer(ckpt)
+        elif self.main:
+            print(
+                "note: --reset-optimizer: a fresh optimizer from the checkpoint's weights",
+                file=sys.stderr,
+            )
         self.schedule.load_state_dict(ckpt["schedule"])
         self.state = TrainState(**{k: ckpt[k] for k in asdict(TrainState())})
+        self.good = (self.last, self.state.step)
         set_rng_state(ckpt["rng"])
         self.schedule.apply(self.state.step)
         if self.main:
             self.log.truncate_after(self.state.step)
             print(f"resuming {self.run_dir} at step {self.state.step}", file=sys.stderr)
+
+    def _restore_optimizer(self, ckpt: dict[str, Any]) -> None:
+        """The saved optimizer state (moments, step counts) under this run's settings: a
+        resume with another ``lr``, ``weight_decay`` or ``betas`` uses the new ones."""
+        name = self.config.train.optimizer.name
+        saved = ckpt["config"].get("train", {}).get("optimizer", {}).get("name", name)
+        if saved != name:
+            raise _one(
+                f"{self.last}: its optimizer state is {saved}'s and this run uses {name} "
+                f"(train.optimizer.name); resume with --reset-optimizer to start a fresh {name} "
+                "optimizer from these weights"
+            )
+        settings = [
+            {k: v for k, v in group.items() if k != "params"}
+            for group in self.optimizer.param_groups
+        ]
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise _one(
+                f"{self.last}: its optimizer state does not fit this run's optimizer ({exc}); "
+                f"resume with --reset-optimizer to start a fresh {name} optimizer from these "
+                "weights"
+            ) from None
+        for group, own in zip(self.optimizer.param_groups, settings, strict=True):
+            group.update(own)
 
     def _batches(self, n: int, epoch: int) -> list[list[int]]:
         """This process's index lists for ``epoch``: a seeded permutation cut into global
@@ -252,10 +322,25 @@ class Trainer:
 
     # -- the run -----------------------------------------------------------------------------
     def run(self) -> int:
-        self._check_dir()
-        self._seed()
-        self._build()
-        self._create_dir()
+        lock = RunLock(self.run_dir) if self.main else None
+        try:
+            if lock is not None:
+                lock.acquire()
+            try:
+                self._check_dir()
+                self._seed()
+                self._build()
+                self._create_dir()
+            except BaseException:
+                if lock is not None:  # a run that cannot start leaves no folder behind
+                    lock.discard()
+                raise
+            return self._run()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _run(self) -> int:
         if self.resume:
             self._restore()
         self.train_model: nn.Module = self.model
@@ -310,14 +395,9 @@ class Trainer:
             nats = self.train_model(x)
         loss = nats.float() / math.log(2)
         if not torch.isfinite(loss):
-            good = (
-                f"the last good checkpoint is {self.last}"
-                if self.last.exists()
-                else "no checkpoint was written yet"
-            )
             raise _one(
                 f"the training loss is {float(loss)} at step {self.state.step + 1}; stopping "
-                f"({good}; try a lower train.optimizer.lr or train.grad_clip)"
+                f"({self._last_good()}; try a lower train.optimizer.lr or train.grad_clip)"
             )
         loss.backward()
         cfg = self.config.train
@@ -418,9 +498,38 @@ class Trainer:
             "dataset_name": self.config.dataset.name,
         }
 
+    def _last_good(self) -> str:
+        if self.good is None:
+            return "no checkpoint was written yet"
+        path, step = self.good
+        return f"the last good checkpoint is {path} (step {step})"
+
+    def _finite(self) -> bool:
+        """Whether every parameter and every optimizer state tensor is finite (a diverged
+        run's weights are never checkpointed)."""
+        with torch.no_grad():
+            tensors: list[torch.Tensor] = [*self.model.parameters()]
+            for slot in self.optimizer.state.values():
+                tensors.extend(v for v in slot.values() if isinstance(v, torch.Tensor))
+            return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
+
     def _checkpoint(self, name: str) -> None:
+        """Write ``checkpoints/<name>.pt``, unless the weights diverged (then stop).
+
+        Raises:
+            TrainingError: a parameter or optimizer state is not finite.
+        """
+        if not self._finite():  # every rank holds the same weights: all of them stop
+            raise _one(
+                f"the weights are not finite at step {self.state.step}; stopping without "
+                f"writing {name}.pt ({self._last_good()}; try a lower train.optimizer.lr or "
+                "train.grad_clip)"
+            )
+        path = self.run_dir / "checkpoints" / f"{name}.pt"
         if self.main:
-            save_checkpoint(self.run_dir / "checkpoints" / f"{name}.pt", self._payload())
+            save_checkpoint(path, self._payload())
+        if name == "last":
+            self.good = (path, self.state.step)
         if self.world > 1:
             torch.distributed.barrier()
 
