@@ -18,7 +18,7 @@ def test_the_worked_example_runs(
     monkeypatch.chdir(tmp_path)
     exec(compile(blocks[0], "README.md", "exec"), {"__name__": "readme_example"})
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "dropped rater W5: failed 8 gold ratings"
-    assert "('real', 'quality', 4.0)" in out[1]
-    assert "('sashimi', 'quality', 3.1)" in out[1]
+    assert out[0] == "dropped rater W5: failed 8 gold ratings (allowed: 1)"
+    assert "('real', 'quality', 4.15)" in out[1]
+    assert "('sashimi', 'quality', 2.75)" in out[1]
     assert (tmp_path / "mos-study" / "hits" / "demo" / "manifest.json").is_file()

@@ -5,35 +5,26 @@ from __future__ import annotations
 import csv
 import json
 import random
-import wave
 from pathlib import Path
 
 import pytest
 
 from mos_tools.cli import main
 from mos_tools.errors import MosError
-from mos_tools.hits import build_hits
-from mos_tools.score import Rules, read_results, summarize
+from mos_tools.hits import build_hits, parse_gold
+from mos_tools.score import Rules, merge_manifests, read_results, summarize
+from mos_tools.testing import write_wav
 
 TRUE = {"real": 4.3, "sashimi": 3.6, "wavenet": 2.8, "noise": 1.0}
-
-
-def write_wav(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(16000)
-        handle.writeframes(b"\x00\x00" * 160)
 
 
 def study(tmp_path: Path, layout: str = "mixed") -> tuple[dict, Path]:
     for method in TRUE:
         for i in range(8):
             write_wav(tmp_path / "in" / method / f"c{i}.wav")
-    manifest = build_hits(condition="music", input_dir=tmp_path / "in", methods=list(TRUE),
-                          batch_size=4, output_dir=tmp_path / "out", seed=5,
-                          gold_method="noise", hit_layout=layout)  # fmt: skip  # type: ignore[arg-type]
+    (manifest,) = build_hits(condition="music", input_dir=tmp_path / "in", methods=list(TRUE),
+                             batch_size=4, output_dir=tmp_path / "out", seed=5,
+                             gold_method="noise", hit_layout=layout)  # fmt: skip  # type: ignore[arg-type]
     return manifest, tmp_path / "out" / "music" / "urls.csv"
 
 
@@ -105,9 +96,10 @@ def test_the_cli_writes_table_csv_and_json(
     with (tmp_path / "scores" / "scores.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(data["scores"]) == 6  # 3 methods x 2 questions
-    assert set(rows[0]) == {"method", "question", "mos", "ci95_t_low", "ci95_t_high",
-                            "ci95_boot_low", "ci95_boot_high", "n_ratings", "n_raters",
-                            "agreement_alpha"}  # fmt: skip
+    assert list(rows[0]) == ["method", "question", "mos", "std", "ci95_t_low", "ci95_t_high",
+                             "ci95_boot_low", "ci95_boot_high", "ci95_normal_low",
+                             "ci95_normal_high", "n_ratings", "n_raters",
+                             "agreement_alpha"]  # fmt: skip
 
 
 def test_speech_answers_count_per_hit_once_and_digits_get_kappa(tmp_path: Path) -> None:
@@ -119,9 +111,9 @@ def test_speech_answers_count_per_hit_once_and_digits_get_kappa(tmp_path: Path) 
         for method in ("real", "gen"):
             for i in range(4):
                 handle.write(f"{method},c{i}.wav,{i},0.9\n")
-    manifest = build_hits(condition="speech", input_dir=tmp_path / "in", methods=["real", "gen"],
-                          batch_size=4, output_dir=tmp_path / "out", seed=2,
-                          hit_layout="per-method")  # fmt: skip
+    (manifest,) = build_hits(condition="speech", input_dir=tmp_path / "in",
+                             methods=["real", "gen"], batch_size=4, output_dir=tmp_path / "out",
+                             seed=2, hit_layout="per-method", form="speech")  # fmt: skip
     with (tmp_path / "out" / "speech" / "urls.csv").open() as handle:
         hits = list(csv.reader(handle))[1:]
     rows = []
@@ -191,3 +183,120 @@ def test_malformed_results_name_the_row(tmp_path: Path, mutate: object, message:
         writer.writerows(rows)
     with pytest.raises(MosError, match=message):
         read_results([bad], manifest)
+
+
+# -- the reference's studies and their result files ---------------------------------------------
+def _reference_study(tmp_path: Path) -> tuple[dict, Path]:
+    for method in ("wavenet", "sashimi", "test"):
+        for i in range(6):
+            write_wav(tmp_path / "in" / method / f"{i}.wav")
+    (manifest,) = build_hits(condition="ytm", input_dir=tmp_path / "in", style="reference",
+                             methods=["wavenet", "sashimi", "test"], batch_size=1,
+                             hit_layout="all-methods", output_dir=tmp_path / "final",
+                             url_template="https://b.test/{}/{}/{}.wav",
+                             gold=[parse_gold("test/4.wav:quality<=2,musicality<=2")])  # fmt: skip
+    return manifest, tmp_path / "final" / "ytm" / "urls.csv"
+
+
+def _reference_results(manifest: dict, urls: Path, out: Path, liars: int = 0) -> Path:
+    """What MTurk exports for the reference's template: Input.recording_<i>_url from 0 and
+    Answer.recording_<i>_<question>. Honest raters rate by method; liars rate gold 5."""
+    lines = urls.read_text().split("\n")
+    header, hits = lines[0].split(","), [line.split(",") for line in lines[1:]]
+    by_url = {c["url"]: c for c in manifest["clips"].values()}
+    value = {"wavenet": 2, "sashimi": 4, "test": 5}
+    rows = []
+    for h, hit in enumerate(hits):
+        for w in range(4 + liars):
+            row = {"HITId": f"H{h}", "AssignmentId": f"A{h}-{w}", "WorkerId": f"W{w}",
+                   "AssignmentStatus": "Approved"}  # fmt: skip
+            for i, (column, url) in enumerate(zip(header, hit, strict=True)):
+                row[f"Input.{column}"] = url
+                clip = by_url[url]
+                score = value[clip["method"]]
+                if clip["method"] == "test" and clip["file"] == "4.wav" and w < 4:
+                    score = 1  # the gold clip is noise: honest raters say so
+                row[f"Answer.recording_{i}_quality"] = str(score)
+                row[f"Answer.recording_{i}_musicality"] = str(score)
+            rows.append(row)
+    path = out / "Batch_9_batch_results.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_the_reference_field_names_are_scored_with_per_file_gold(tmp_path: Path) -> None:
+    manifest, urls = _reference_study(tmp_path)
+    results = _reference_results(manifest, urls, tmp_path, liars=1)
+    ratings, digits = read_results([results], manifest)
+    summary = summarize(ratings, digits, manifest, Rules(gold_failures=0, outlier_z=0))
+    assert summary["dropped_raters"] == {"W4": "failed 2 gold ratings (allowed: 0)"}
+    mos = {(r["method"], r["question"]): r["mos"] for r in summary["scores"]}
+    assert mos == {(m, q): v for m, v in (("wavenet", 2), ("sashimi", 4), ("test", 5))
+                   for q in ("musicality", "quality")}  # fmt: skip  # gold 4.wav left out
+    test_row = next(r for r in summary["scores"] if r["method"] == "test")
+    assert test_row["n_ratings"] == 5 * 4  # 6 files but the gold one, 4 honest raters
+
+
+def test_rejected_assignments_are_left_out(tmp_path: Path) -> None:
+    manifest, urls = _reference_study(tmp_path)
+    results = _reference_results(manifest, urls, tmp_path)
+    with results.open() as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        if row["WorkerId"] == "W0":
+            row["AssignmentStatus"] = "Rejected"
+            row["Answer.recording_0_quality"] = "1"
+    with results.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    ratings, _ = read_results([results], manifest)
+    assert {r.worker for r in ratings} == {"W1", "W2", "W3"}
+
+
+def test_the_normal_interval_is_the_references_formula(tmp_path: Path) -> None:
+    import math
+    import statistics
+
+    from mos_tools.stats import normal_interval
+
+    values = [1.0, 2.0, 2.0, 3.0, 5.0, 4.0, 4.0]
+    lo, hi = normal_interval(values)
+    half = 1.96 * statistics.stdev(values) / math.sqrt(len(values))
+    assert (lo, hi) == pytest.approx(
+        (statistics.fmean(values) - half, statistics.fmean(values) + half)
+    )
+
+
+def test_several_manifests_are_scored_together(tmp_path: Path) -> None:
+    for method, n in (("a", 4), ("b", 6)):
+        for i in range(n):
+            write_wav(tmp_path / "in" / method / f"{method}{i}.wav")
+    manifests = build_hits(condition="sc", input_dir=tmp_path / "in", style="reference",
+                           methods=["a", "b"], batch_size=2, hit_layout="per-method",
+                           output_dir=tmp_path / "final")  # fmt: skip
+    paths = [tmp_path / "final" / m["condition"] / "manifest.json" for m in manifests]
+    merged = merge_manifests(paths)
+    assert len(merged["clips"]) == 10  # the same ids in both folders, told apart
+    rows = []
+    for m in manifests:
+        lines = (tmp_path / "final" / m["condition"] / "urls.csv").read_text().split("\n")
+        for h, line in enumerate(lines[1:]):
+            row = {"HITId": f"{m['condition']}{h}", "AssignmentId": f"{m['condition']}{h}",
+                   "WorkerId": "W"}  # fmt: skip
+            for i, url in enumerate(line.split(",")):
+                row[f"Input.recording_{i}_url"] = url
+                row[f"Answer.recording_{i}_quality"] = "3" if m["methods"] == ["a"] else "4"
+            rows.append(row)
+    results = tmp_path / "r.csv"
+    with results.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["score", "--results", str(results), "--manifest", *map(str, paths),
+                 "--outlier-z", "0"]) == 0  # fmt: skip
+    ratings, _ = read_results([results], merged)
+    assert sorted({(r.method, r.value) for r in ratings}) == [("a", 3.0), ("b", 4.0)]

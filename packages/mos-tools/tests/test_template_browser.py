@@ -93,7 +93,7 @@ def run_scenario(html: str, tmp_path: Path) -> dict[str, object]:
     exe = browser()
     assert exe is not None
     page = tmp_path / "hit.html"
-    html = re.sub(r"\$\{url_(\d+)\}", r"clip\1.wav", html)  # what MTurk substitutes
+    html = re.sub(r"\$\{(url_\d+|recording_\d+_url)\}", r"\1.wav", html)  # what MTurk puts in
     page.write_text(html.replace("</body>", SCENARIO))
     result = subprocess.run(
         [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -106,11 +106,12 @@ def run_scenario(html: str, tmp_path: Path) -> dict[str, object]:
     return json.loads(match.group(1).replace("&quot;", '"'))  # type: ignore[no-any-return]
 
 
+@pytest.mark.parametrize("style", ["mos-tools", "reference"])
 @pytest.mark.parametrize(("kind", "n", "questions"), [("music", 3, 6), ("speech", 4, 10)])
 def test_the_form_unlocks_only_when_everything_is_played_and_answered(
-    kind: str, n: int, questions: int, tmp_path: Path
+    kind: str, n: int, questions: int, style: str, tmp_path: Path
 ) -> None:
-    log = run_scenario(render(kind, n), tmp_path)  # type: ignore[arg-type]
+    log = run_scenario(render(kind, n, style=style), tmp_path)  # type: ignore[arg-type]
     assert log["n_audio"] == n
     assert log["n_questions"] == questions
     assert log["button_disabled_at_start"] is True
@@ -137,5 +138,11 @@ def test_templates_carry_the_mturk_variables_and_names(capsys: pytest.CaptureFix
     music = render("music", 2)
     assert 'name="quality_2"' in music
     assert 'name="musicality_1"' in music
-    assert main(["template", "music", "0"]) == 2
-    assert "N must be between 1 and 100 recordings; got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["template", "music", "0"])
+    assert usage.value.code == 2
+    reference = render("music", 2, style="reference")
+    assert "${recording_0_url}" in reference
+    assert "${recording_1_url}" in reference
+    assert 'name="recording_1_musicality"' in reference
+    assert "argument n: 0 must be at least 1" in capsys.readouterr().err

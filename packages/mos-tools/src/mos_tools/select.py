@@ -9,10 +9,11 @@ files with the highest maximum probability per predicted class are copied to
 from __future__ import annotations
 
 import csv
-import shutil
+import io
 from pathlib import Path
 
 from .errors import MosError
+from .files import check_file_name, check_name, copy_file, staged_dir, write_text
 from .npy import read_matrix
 
 
@@ -26,11 +27,14 @@ def select_confident(
         raise MosError(f"{out} already exists; pass --force to replace it")
     plan: dict[str, list[tuple[Path, int, float]]] = {}
     for method in methods:
+        check_name(method, "--methods")
         matrix_path = probs / f"{method}.npy"
         if not matrix_path.is_file():
             raise MosError(f"{matrix_path}: missing (one .npy of probabilities per method)")
         folder = samples / method
         files = sorted(folder.glob("*.wav")) if folder.is_dir() else []
+        for path in files:
+            check_file_name(path)
         if not files:
             raise MosError(f"{folder}: no .wav files for method {method!r}")
         matrix = read_matrix(matrix_path)
@@ -48,16 +52,17 @@ def select_confident(
             items.sort(key=lambda item: (-item[0], item[1].name))
             chosen += [(path, label, conf) for conf, path in items[:top_k]]
         plan[method] = chosen
-    if out.exists():
-        shutil.rmtree(out)
     rows = []
-    for method, chosen in plan.items():
-        (out / method).mkdir(parents=True)
-        for path, label, conf in chosen:
-            shutil.copy2(path, out / method / path.name)
-            rows.append({"method": method, "file": path.name, "label": label, "confidence": conf})
-    with (out / "labels.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["method", "file", "label", "confidence"])
+    with staged_dir(out, force=force) as tmp:
+        for method, chosen in plan.items():
+            (tmp / method).mkdir()
+            for path, label, conf in chosen:
+                copy_file(path, tmp / method / path.name)
+                rows.append({"method": method, "file": path.name, "label": label,
+                             "confidence": conf})  # fmt: skip
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=["method", "file", "label", "confidence"])
         writer.writeheader()
         writer.writerows(rows)
+        write_text(tmp / "labels.csv", buffer.getvalue())
     return {method: len(chosen) for method, chosen in plan.items()}

@@ -71,6 +71,19 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
     return mean - half, mean + half
 
 
+def normal_interval(values: Sequence[float], z: float = 1.96) -> tuple[float, float]:
+    """``mean -/+ z * s / sqrt(n)`` with the sample standard deviation ``s``: the interval the
+    reference's MOS notebook reports (a normal approximation; close to :func:`t_interval` for
+    the hundreds of ratings a study collects)."""
+    n = len(values)
+    if n < 2:
+        mean = statistics.fmean(values) if n else math.nan
+        return mean, mean
+    mean = statistics.fmean(values)
+    half = z * statistics.stdev(values) / math.sqrt(n)
+    return mean - half, mean + half
+
+
 def bootstrap_interval(
     values: Sequence[float], *, rng: random.Random, level: float = 0.95, resamples: int = 2000
 ) -> tuple[float, float]:
