@@ -163,7 +163,8 @@ def test_plugins_json_describes_each_plugin(capsys, toy, hello) -> None:
         "0.2.0",
         "builtin",
     )
-    assert core["provides"]["commands"] == ["config", "generate", "list", "plugins", "train"]
+    commands = ["config", "generate", "list", "plugins", "test", "train"]
+    assert core["provides"]["commands"] == commands
     assert by_name["toy_cli"]["hooks"] == ["register_datasets", "register_models"]
     assert by_name["toy_cli"]["provides"] == {
         "kernels": [],
@@ -199,7 +200,7 @@ def test_unknown_commands_and_options_are_usage_errors(capsys) -> None:
     assert status == 2
     assert err.splitlines()[-1] == (
         "audio-run: error: unknown command 'trian' — did you mean 'train'? "
-        "(commands: train, generate, config, list, plugins)"
+        "(commands: train, generate, test, config, list, plugins)"
     )
     status, _, err = run(capsys, "config", "--modle", "toy")
     assert status == 2

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 import torch
 
 from audio_data.config import BeethovenConfig, FolderConfig, YouTubeMixConfig
-from audio_data.datasets import build_folder, split_files
+from audio_data.datasets import build_folder, natural_key, split_files
 from audio_data.errors import DataError
 from audio_data.testing import tone, write_wav
 
@@ -17,6 +18,28 @@ def make_folder(root: Path, lengths: list[int], rate: int = 16000) -> Path:
     for i, n in enumerate(lengths):
         write_wav(root / f"part{i:02d}.wav", tone(n, 100 + 10 * i, rate=rate), rate=rate)
     return root
+
+
+def test_beethoven_splits_as_its_dataset_card_by_number() -> None:
+    """The card: train 0-3807, validation 3808-4067, test 4068-4327. Sorting the names as
+    strings would put 4068.wav ... 4327.wav nowhere near the end."""
+    files = [Path(f"beethoven/{i}.wav") for i in range(4328)]
+    random.Random(0).shuffle(files)
+    splits = split_files(sorted(files, key=natural_key), 0.88)
+    numbers = {k: [int(p.stem) for p in v] for k, v in splits.items()}
+    assert numbers == {
+        "train": list(range(0, 3808)),
+        "val": list(range(3808, 4068)),
+        "test": list(range(4068, 4328)),
+    }
+
+
+def test_youtubemix_splits_212_14_15_in_natural_order() -> None:
+    files = sorted((Path(f"out{i}.wav") for i in range(241)), key=natural_key)
+    splits = split_files(files, 0.88)
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [212, 14, 15]
+    assert splits["val"][0].name == "out212.wav"
+    assert splits["test"][-1].name == "out240.wav"
 
 
 def test_files_split_eighty_eight_percent_then_halves() -> None:
@@ -58,8 +81,11 @@ def test_linear_preset_encodes_linearly(tmp_path: Path) -> None:
     root = make_folder(tmp_path / "b", [300, 300, 300])
     data = build_folder(BeethovenConfig(root=str(root), sample_len=100), name="beethoven")
     codes, _ = data.split("train")[0]
-    expected = torch.floor((data.split("train").audio(0).double() + 1) / 2 * 255 + 0.5).long()
+    x = data.split("train").audio(0)
+    scaled = (x - x.min()) / (x.max() - x.min() + 1e-6)  # each window min-max scaled to [0, 1]
+    expected = (scaled * 255.99 + 0.005).long()  # and truncated, as the reference does
     assert torch.equal(codes, expected)
+    assert (int(codes.min()), int(codes.max())) == (0, 255)
 
 
 def test_bad_folders_are_named(tmp_path: Path) -> None:

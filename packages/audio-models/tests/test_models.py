@@ -315,3 +315,62 @@ def test_the_papers_sashimi_steps_like_it_convolves_in_float32(mode: str) -> Non
         got = stepped_logits(model, x, mode)
     rms = expected.square().mean().sqrt()
     assert ((got - expected).abs().max() / rms).item() <= 1e-4
+
+
+# -- TBPTT and the scores audio-run test reports ---------------------------------------------------
+def _tiny_samplernn(tbptt: int = 16) -> torch.nn.Module:
+    torch.manual_seed(0)
+    config = SampleRNNConfig(frame_sizes=(4, 2), d_hidden=16, d_model=8, tbptt=tbptt)
+    return build_samplernn(config).double().eval()
+
+
+@pytest.mark.parametrize("chunk", [8, 16, 24])
+def test_tbptt_chunks_carrying_the_state_equal_the_whole_sequence(chunk: int) -> None:
+    model = _tiny_samplernn(chunk)
+    x = torch.randint(0, 256, (2, 48))
+    x[1, 30:] = IGNORE_INDEX  # a short clip's padding
+    with torch.no_grad():
+        whole = model.loss(x).nats.double()
+        state, total, count = None, 0.0, 0
+        for start in range(0, 48, chunk):
+            end = min(48, start + chunk)
+            nats, state = model(x, chunk=(start, end), state=state)
+            n = int((x[:, start:end] != IGNORE_INDEX).sum())
+            total, count = total + float(nats) * n, count + n
+    assert total / count == pytest.approx(float(whole), rel=1e-6)
+    assert model.tbptt == chunk
+
+
+def test_tbptt_backpropagates_within_a_chunk_only() -> None:
+    model = _tiny_samplernn(16).float().train()
+    x = torch.randint(0, 256, (2, 32))
+    _, state = model(x, chunk=(0, 16), state=None)
+    nats2, _ = model(x, chunk=(16, 32), state=[h.detach() for h in state])
+    nats2.backward()
+    assert all(h.grad_fn is not None for h in state)  # the first chunk's graph is still its own
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads
+    assert all(torch.isfinite(g).all() for g in grads)
+    with pytest.raises(ValueError, match=r"chunk \(16, 40\) is not inside a sequence of 32"):
+        model(x, chunk=(16, 40), state=None)
+
+
+def test_score_tokens_counts_match_their_definitions() -> None:
+    model = _tiny_samplernn()
+    x = torch.randint(0, 256, (3, 32))
+    x[2, 20:] = IGNORE_INDEX
+    scores = model.score_tokens(x, (1, 3, 10))
+    keep = x != IGNORE_INDEX
+    inputs = torch.where(keep, x, model.start_token)
+    with torch.no_grad():
+        logits = model.logits(inputs).double()
+    logp = torch.log_softmax(logits, -1).gather(-1, inputs.unsqueeze(-1)).squeeze(-1)
+    assert scores.positions == int(keep.sum()) == 3 * 32 - 12
+    assert scores.nats == pytest.approx(float(-logp[keep].sum()), rel=1e-12)
+    rank = (logits > logits.gather(-1, inputs.unsqueeze(-1))).sum(-1)  # classes above target
+    for k in (1, 3, 10):
+        assert scores.correct[k] == int(((rank < k) & keep).sum())
+    assert scores.correct[1] <= scores.correct[3] <= scores.correct[10]
+    with torch.no_grad():
+        mean = float(model.loss(x).nats)
+    assert scores.nats / scores.positions == pytest.approx(mean, rel=1e-5)

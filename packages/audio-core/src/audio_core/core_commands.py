@@ -94,6 +94,30 @@ def _generate(args: argparse.Namespace, ctx: CommandContext) -> int:
     return 0
 
 
+def _test(args: argparse.Namespace, ctx: CommandContext) -> int:
+    from .runner.checkpoint import load_checkpoint
+    from .runner.scoring import format_report, score_checkpoint
+
+    bad = [o for o in args.overrides if not o.startswith("dataset.")]
+    if bad:
+        raise ConfigError([f"test takes only dataset.* overrides; got {', '.join(bad)}"])
+    if args.batch_size < 1 or args.max_batches < 0:
+        raise ConfigError(["--batch-size must be at least 1 and --max-batches at least 0"])
+    checkpoint: Path = args.checkpoint
+    ckpt = load_checkpoint(checkpoint)
+    if not isinstance(ckpt["config"], dict):
+        raise ConfigError([f"{checkpoint}: its 'config' is not a table"])
+    config = ctx.resolve_config(args, base=ckpt["config"], base_origin=f"checkpoint {checkpoint}")
+    report = score_checkpoint(ckpt, config, checkpoint=checkpoint, split=args.split,
+                              batch_size=args.batch_size, max_batches=args.max_batches,
+                              progress=not args.quiet)  # fmt: skip
+    if args.json:
+        ctx.print(json.dumps(report, indent=2))
+    else:
+        ctx.print(*format_report(report))
+    return 0
+
+
 def _config(args: argparse.Namespace, ctx: CommandContext) -> None:
     from .resolve import to_toml
 
@@ -265,6 +289,30 @@ def register_core_commands(
         help="override a generate setting, e.g. generate.n_samples=4",
     )
     generate.set_defaults(handler=_generate)
+
+    test = subparsers.add_parser(
+        "test",
+        help="a checkpoint's NLL (bits/sample) and accuracy over a whole split",
+        description="Score a checkpoint on every clip of a split, teacher-forced, as the paper "
+        "reports test NLL: mean next-sample cross-entropy in bits per sample (padding left "
+        "out), next-sample accuracy and accuracy@3/5/10.",
+        epilog="examples:\n  audio-run test --checkpoint runs/R/checkpoints/best.pt\n"
+        "  audio-run test --checkpoint C.pt --split val --json dataset.root=data/sc09",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    test.add_argument("--checkpoint", type=Path, required=True, metavar="PATH",
+                      help="a checkpoint written by audio-run train (or imported)")  # fmt: skip
+    test.add_argument("--split", choices=["train", "val", "test"], default="test",
+                      help="which split (default test)")  # fmt: skip
+    test.add_argument("--batch-size", type=int, default=16, help="clips per batch (16)")
+    test.add_argument("--max-batches", type=int, default=0,
+                      help="stop after this many batches (0: the whole split)")  # fmt: skip
+    test.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    test.add_argument("--quiet", action="store_true", help="no progress bar")
+    test.add_argument("overrides", nargs="*", default=[], metavar="dataset.KEY=VALUE",
+                      help="override a dataset setting, e.g. dataset.root=data/sc09")  # fmt: skip
+    test.set_defaults(handler=_test)
 
     config = subparsers.add_parser(
         "config",

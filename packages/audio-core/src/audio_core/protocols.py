@@ -9,6 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+IGNORE_INDEX = -100
+"""The class index of padding in a dataset's codes (``torch.nn.functional.cross_entropy``'s
+default ``ignore_index``): a model leaves such positions out of its loss and likelihoods and
+sees them as its start token."""
+
 
 @runtime_checkable
 class Encoding(Protocol):
@@ -26,8 +31,9 @@ class AudioDataset(Protocol):
     """A dataset target's return value.
 
     ``split(name)`` (``train``, ``val``, ``test``) gives a ``torch.utils.data.Dataset`` whose
-    items are ``(codes, label)``: an ``int64`` tensor of ``sample_len`` classes and an integer
-    label (``-1`` when unlabelled).
+    items are ``(codes, label)``: an ``int64`` tensor of ``sample_len`` classes (padding, after
+    a clip shorter than ``sample_len``, holds :data:`IGNORE_INDEX`) and an integer label (``-1``
+    when unlabelled).
     """
 
     sample_rate: int

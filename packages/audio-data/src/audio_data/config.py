@@ -13,6 +13,7 @@ from attrs import validators as v
 from audio_core.config import one_of
 
 Quantization = Literal["mu-law", "linear"]
+Scheme = Literal["reference", "standard"]
 ResampleRule = Literal["resample", "refuse"]
 
 
@@ -21,7 +22,7 @@ class _AudioConfig:
     root: str = "data"
     bits: int = field(default=8, validator=[v.ge(1), v.le(16)])
     quantization: Quantization = field(default="mu-law", validator=one_of(Quantization))
-    minmax: bool = False
+    scheme: Scheme = field(default="reference", validator=one_of(Scheme))
     sample_rate: int = field(default=16000, validator=v.gt(0))
     resample: ResampleRule = field(default="resample", validator=one_of(ResampleRule))
 
@@ -33,10 +34,12 @@ class SC09Config(_AudioConfig):
     Attributes:
         root: the ``sc09`` folder of the published archive, or a full Speech Commands folder
             (only the ten digit words are read).
-        sample_len: samples per clip; shorter clips are zero-padded at the end, longer ones
-            keep their first ``sample_len`` samples.
-        bits, quantization, minmax: how clips become classes (8-bit mu-law by default;
-            ``minmax`` rescales each clip to ``[-1, 1]`` first, as the reference does).
+        sample_len: samples per clip; longer ones keep their first ``sample_len`` samples,
+            shorter ones are padded at the end with the ignore index (left out of the loss
+            and the likelihoods, as the reference does).
+        bits, quantization, scheme: how clips become classes (8-bit mu-law by default, with
+            the reference's per-clip min-max scaling and truncation: ``scheme="reference"``;
+            ``"standard"`` is the textbook rounding without scaling).
         sample_rate, resample: files at another rate are resampled (with a notice) or, with
             ``resample="refuse"``, rejected.
     """

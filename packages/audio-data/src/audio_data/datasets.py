@@ -1,8 +1,9 @@
 """The datasets: SC09 (both layouts), folders of long wavs, and the built-in ``sc09-synth``.
 
 Every builder returns an :class:`AudioData`: one ``torch.utils.data.Dataset`` per split, whose
-items are ``(codes, label)`` with ``codes`` an ``int64`` tensor of ``sample_len`` classes and
-``label`` the class index (SC09's word, ``-1`` for unlabelled music). Nothing random happens
+items are ``(codes, label)`` with ``codes`` an ``int64`` tensor of ``sample_len`` classes
+(:data:`~audio_core.protocols.IGNORE_INDEX` where a short clip is padded) and ``label`` the
+class index (SC09's word, ``-1`` for unlabelled music). Nothing random happens
 in a dataset, so any number of DataLoader workers yields the same items; ``seed_worker`` is
 there for augmentations that do draw random numbers.
 """
@@ -10,6 +11,7 @@ there for augmentations that do draw random numbers.
 from __future__ import annotations
 
 import random
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +22,8 @@ import torch
 from attrs import frozen
 from torch import Tensor
 from torch.utils.data import Dataset
+
+from audio_core.protocols import IGNORE_INDEX
 
 from . import quantize
 from .audio import ResampleRule, audio_info, load_audio
@@ -42,26 +46,26 @@ def seed_worker(worker_id: int) -> None:
 
 @frozen
 class Encoding:
-    """How waveforms become classes."""
+    """How waveforms become classes (:mod:`audio_data.quantize`)."""
 
     bits: int = 8
     quantization: quantize.Quantization = "mu-law"
-    minmax: bool = False
+    scheme: quantize.Scheme = "reference"
 
     def encode(self, x: Tensor) -> Tensor:
-        return quantize.encode(
-            x, quantization=self.quantization, bits=self.bits, minmax=self.minmax
-        )
+        return quantize.encode(x, quantization=self.quantization, bits=self.bits,
+                               scheme=self.scheme)  # fmt: skip
 
     def decode(self, q: Tensor) -> Tensor:
-        return quantize.decode(q, quantization=self.quantization, bits=self.bits)
+        return quantize.decode(q, quantization=self.quantization, bits=self.bits,
+                               scheme=self.scheme)  # fmt: skip
 
 
-def fit_length(x: Tensor, length: int) -> Tensor:
-    """Zero-pad at the end or keep the first ``length`` samples."""
+def fit_length(x: Tensor, length: int, value: float = 0.0) -> Tensor:
+    """Pad at the end with ``value`` or keep the first ``length`` samples."""
     if x.shape[-1] >= length:
         return x[..., :length]
-    return torch.nn.functional.pad(x, (0, length - x.shape[-1]))
+    return torch.nn.functional.pad(x, (0, length - x.shape[-1]), value=value)
 
 
 class ClipDataset(Dataset[tuple[Tensor, int]]):
@@ -83,14 +87,21 @@ class ClipDataset(Dataset[tuple[Tensor, int]]):
     def __len__(self) -> int:
         return len(self.files)
 
-    def audio(self, index: int) -> Tensor:
-        """The waveform of item ``index`` in ``[-1, 1]``, ``sample_len`` samples."""
+    def _load(self, index: int) -> Tensor:
         path, _ = self.files[index]
-        x = load_audio(path, sample_rate=self.sample_rate, resample=self.resample)
-        return fit_length(x, self.sample_len)
+        return load_audio(path, sample_rate=self.sample_rate, resample=self.resample)
+
+    def audio(self, index: int) -> Tensor:
+        """The waveform of item ``index`` in ``[-1, 1]``, ``sample_len`` samples (zero-padded)."""
+        return fit_length(self._load(index), self.sample_len)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        return self.encoding.encode(self.audio(index)), self.files[index][1]
+        """The clip's codes, quantised at its own length (as the reference does: its min-max
+        scaling sees only real samples), then padded with :data:`IGNORE_INDEX` so that the
+        loss and the likelihoods leave the padding out."""
+        x = self._load(index)[: self.sample_len]
+        codes = fit_length(self.encoding.encode(x), self.sample_len, IGNORE_INDEX)
+        return codes, self.files[index][1]
 
 
 class WindowDataset(Dataset[tuple[Tensor, int]]):
@@ -146,7 +157,7 @@ class AudioData:
         return self.splits[name]
 
 
-# -- SC09 --------------------------------------------------------------------------------------
+# -- SC09 -----------------------------------------------------------------------------------
 def find_sc09_root(root: Path) -> Path:
     """The folder holding the digit folders: ``root`` itself or its ``sc09`` subfolder."""
     if not root.exists():
@@ -210,7 +221,7 @@ def sc09_splits(root: Path) -> dict[str, list[tuple[Path, int]]]:
 
 
 def _sc09(name: str, config: SC09Config) -> AudioData:
-    encoding = Encoding(config.bits, config.quantization, config.minmax)
+    encoding = Encoding(config.bits, config.quantization, config.scheme)
     splits = {
         split: ClipDataset(
             files,
@@ -247,30 +258,46 @@ def build_sc09_synth(
     return _sc09("sc09-synth", config)
 
 
-# -- folders of long wavs ----------------------------------------------------------------------
+# -- folders of long wavs -------------------------------------------------------------------
+def natural_key(path: Path) -> list[object]:
+    """Sort key putting ``2.wav`` before ``10.wav`` (natsort's order, the reference's)."""
+    text = path.as_posix()
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
 def folder_files(root: Path) -> list[Path]:
+    """The ``*.wav`` files under ``root``, in natural order."""
     if not root.is_dir():
         raise DataError(f"{root}: no such folder; set dataset.root to a folder of .wav files")
-    files = sorted(root.rglob("*.wav"))
+    files = sorted(root.rglob("*.wav"), key=natural_key)
     if not files:
         raise DataError(f"{root}: holds no .wav files; set dataset.root to a folder of .wav files")
     return files
 
 
 def split_files(files: Sequence[Path], train_percentage: float) -> dict[str, list[Path]]:
-    """First ``round(p n)`` files for training, the rest halved: validation, then test."""
+    """The reference's split by position in natural order: training ``[0, int(p n))``,
+    validation ``[int(p n), int((p + (1 - p) / 2) n))``, test the rest.
+
+    On the published datasets this is their cards' split: Beethoven's ``0.wav`` ...
+    ``4327.wav`` give train 0-3807, validation 3808-4067, test 4068-4327; YouTubeMix's 241
+    files 212 / 14 / 15. A folder too small for that to give every split a file keeps at
+    least one in each.
+    """
     n = len(files)
     if n < 3:
         raise DataError(
             f"{files[0].parent if files else 'folder'}: {n} .wav file(s); splitting by file "
             "needs at least 3 (cut long recordings into several files)"
         )
-    n_train = min(n - 2, max(1, round(train_percentage * n)))
-    n_val = max(1, (n - n_train) // 2)
+    end_train = min(n - 2, max(1, int(train_percentage * n)))
+    end_val = min(
+        n - 1, max(end_train + 1, int((train_percentage + (1 - train_percentage) / 2) * n))
+    )
     return {
-        "train": list(files[:n_train]),
-        "val": list(files[n_train : n_train + n_val]),
-        "test": list(files[n_train + n_val :]),
+        "train": list(files[:end_train]),
+        "val": list(files[end_train:end_val]),
+        "test": list(files[end_val:]),
     }
 
 
@@ -283,7 +310,7 @@ def windows_of(path: Path, sample_len: int, sample_rate: int) -> list[tuple[Path
 
 def build_folder(config: FolderConfig, *, name: str = "folder") -> AudioData:
     """A folder of wavs (``folder``, ``beethoven`` and ``youtubemix``)."""
-    encoding = Encoding(config.bits, config.quantization, config.minmax)
+    encoding = Encoding(config.bits, config.quantization, config.scheme)
     by_split = split_files(folder_files(Path(config.root)), config.train_percentage)
     splits: dict[str, Dataset[tuple[Tensor, int]]] = {}
     for split, files in by_split.items():

@@ -113,4 +113,5 @@ def build_samplernn(config: SampleRNNConfig) -> SampleRNN:
         d_model=config.d_model,
         bits=config.bits,
         dequantize=config.dequantize,
+        tbptt=config.tbptt,
     )

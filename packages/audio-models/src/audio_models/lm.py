@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audio_core.protocols import IGNORE_INDEX
 from ssm_kernels.protocol import Recurrent
 
 from . import sampling
 from .sampling import EngineSpec, Generated
 
-#: Class index that marks "no target here" (padding): left out of the loss and the accuracy.
-IGNORE_INDEX = -100
+__all__ = ["IGNORE_INDEX", "TOP_K", "AutoregressiveModel", "BackboneLM", "Loss", "TokenScores"]
 
 
 class Loss(NamedTuple):
@@ -36,6 +36,22 @@ class Loss(NamedTuple):
 
     nats: Tensor
     bits: Tensor
+
+
+class TokenScores(NamedTuple):
+    """Sums over the scored positions of a batch (padding left out), to add up over a split.
+
+    Attributes:
+        nats: total negative log-likelihood (float64). positions: positions scored.
+        correct: per ``k``, positions whose target is among the ``k`` most likely classes.
+    """
+
+    nats: float
+    positions: int
+    correct: dict[int, int]
+
+
+TOP_K = (1, 3, 5, 10)
 
 
 class AutoregressiveModel(nn.Module, ABC):
@@ -62,7 +78,7 @@ class AutoregressiveModel(nn.Module, ABC):
         start = torch.full_like(x[:, :1], self.start_token)
         return torch.cat([start, x[:, :-1]], dim=1)
 
-    # -- implemented by each model ---------------------------------------------------------
+    # -- implemented by each model -----------------------------------------------------------
     @abstractmethod
     def logits(self, x: Tensor) -> Tensor:
         """Teacher-forced ``(batch, L, classes)`` logits for class indices ``x (batch, L)``."""
@@ -87,7 +103,7 @@ class AutoregressiveModel(nn.Module, ABC):
         (the start token at first)."""
         ...
 
-    # -- shared ----------------------------------------------------------------------------
+    # -- shared ------------------------------------------------------------------------------
     def _check_tokens(self, x: Tensor, *, ignore: bool = False) -> None:
         if x.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
             raise TypeError(f"expected class indices (an integer tensor); got {x.dtype}")
@@ -118,6 +134,24 @@ class AutoregressiveModel(nn.Module, ABC):
             ignore_index=IGNORE_INDEX,
         )
         return Loss(nats, nats / math.log(2))
+
+    @torch.no_grad()
+    def score_tokens(self, x: Tensor, ks: tuple[int, ...] = TOP_K) -> TokenScores:
+        """NLL sum and top-``k`` accuracy counts of ``x (batch, L)``, teacher-forced, as the
+        reference's audio task measures them (``accuracy``, ``accuracy@k``): a position is
+        correct at ``k`` when its target is among the ``k`` classes of highest probability.
+        Positions holding :data:`IGNORE_INDEX` are left out."""
+        self._check_tokens(x, ignore=True)
+        inputs = torch.where(x == IGNORE_INDEX, self.start_token, x)
+        logits = self.logits(inputs).double()
+        keep = x != IGNORE_INDEX
+        targets = inputs.long()
+        nll = -torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        kmax = min(max(ks), logits.shape[-1])
+        top = logits.topk(kmax, dim=-1).indices
+        hits = top == targets.unsqueeze(-1)
+        correct = {k: int((hits[..., : min(k, kmax)].any(-1) & keep).sum()) for k in ks}
+        return TokenScores(float(nll[keep].sum()), int(keep.sum()), correct)
 
     def log_likelihood(self, x: Tensor, *, start: int = 0) -> Tensor:
         """``(batch,)`` float64: the log-probability (nats) of ``x[:, start:]`` given

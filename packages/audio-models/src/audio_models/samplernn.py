@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .lm import AutoregressiveModel
+from .lm import IGNORE_INDEX, AutoregressiveModel
 
 Dequantize = Literal["mu-law", "linear"]
 
@@ -162,6 +162,9 @@ class SampleRNN(AutoregressiveModel):
         d_model: width of the sample-level embedding. bits: quantisation bits.
         dequantize: how frame tiers read samples (``mu-law`` or ``linear``, as the data was
             quantised).
+        tbptt: train in chunks of this many samples (truncated backpropagation through time,
+            ``audio-run train`` steps the optimizer once per chunk and carries the GRU states
+            between chunks); ``0``: whole sequences.
     """
 
     def __init__(
@@ -173,10 +176,12 @@ class SampleRNN(AutoregressiveModel):
         d_model: int = 256,
         bits: int = 8,
         dequantize: Dequantize = "mu-law",
+        tbptt: int = 0,
     ) -> None:
         super().__init__()
         if not frame_sizes or any(f < 1 for f in frame_sizes):
             raise ValueError(f"frame_sizes must be positive integers; got {tuple(frame_sizes)}")
+        self.tbptt = int(tbptt)
         self.bits, self.frame_sizes = bits, tuple(frame_sizes)
         self.d_hidden, self.quantization = d_hidden, dequantize
         self.n_samples: tuple[int, ...] = tuple(itertools.accumulate(self.frame_sizes, _product))
@@ -241,6 +246,49 @@ class SampleRNN(AutoregressiveModel):
         assert cond is not None
         window = inputs[:, self.lookback - self.frame_sizes[0] :]
         return self.sample_level_mlp(window, cond), new_states
+
+    def forward(  # type: ignore[override]
+        self,
+        x: Tensor,
+        chunk: tuple[int, int] | None = None,
+        state: list[Tensor] | None = None,
+    ) -> Tensor | tuple[Tensor, list[Tensor]]:
+        """The training objective: the mean NLL of ``x`` in nats, or with ``chunk=(start,
+        end)`` that of targets ``x[:, start:end]`` continuing from the GRU ``state`` (None:
+        the learnt ``h0``), returned with the state to carry into the next chunk (TBPTT).
+        A forward call, so that DistributedDataParallel sees it."""
+        if chunk is None:
+            return self.loss(x).nats
+        return self.chunk_loss(x, chunk, state)
+
+    def chunk_loss(
+        self, x: Tensor, chunk: tuple[int, int], state: list[Tensor] | None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Mean NLL (nats) of ``x[:, start:end]`` given everything before it, the history
+        entering through the ``context`` tokens before ``start`` and the carried ``state``;
+        padding (:data:`IGNORE_INDEX`) is left out. A last chunk that is not a multiple of
+        the top frame is padded."""
+        start, end = chunk
+        B, L = x.shape
+        if not 0 <= start < end <= L:
+            raise ValueError(f"chunk ({start}, {end}) is not inside a sequence of {L} samples")
+        self._check_tokens(x, ignore=True)
+        tokens = torch.where(x == IGNORE_INDEX, self.start_token, x)
+        head = torch.full((B, self.context), self.start_token, dtype=x.dtype, device=x.device)
+        inputs = torch.cat([head, self.shift_right(tokens)], dim=1)
+        pad = -(end - start) % self.lookback
+        window = inputs[:, start : end + self.context]
+        targets = x[:, start:end]
+        if pad:
+            window = torch.cat([window, torch.full_like(window[:, :pad], self.start_token)], 1)
+            targets = torch.cat([targets, torch.full_like(targets[:, :pad], IGNORE_INDEX)], 1)
+        logits, new_state = self.forward_inputs(window, state)
+        nats = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(),
+            targets.reshape(-1).long(),
+            ignore_index=IGNORE_INDEX,
+        )
+        return nats, new_state
 
     def logits(self, x: Tensor) -> Tensor:
         B, L = x.shape

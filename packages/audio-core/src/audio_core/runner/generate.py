@@ -26,6 +26,7 @@ from attrs import frozen
 from audio_core.config import GenerateConfig, RunConfig
 from audio_core.errors import TrainingError
 from audio_core.io import check_replaceable, dumps_json, replacing_dir, write_wav
+from audio_core.protocols import IGNORE_INDEX
 from audio_core.registry import Registry
 from audio_core.specs import ModelSpec
 
@@ -75,7 +76,8 @@ def _prefixes(
     total = gen.n_samples * gen.n_reps
     if not gen.l_prefix:
         return None, [None] * total
-    split = config.dataset.build().split(gen.split)
+    data = config.dataset.build()
+    split = data.split(gen.split)
     if len(split) < gen.n_samples:
         raise TrainingError(
             [
@@ -84,6 +86,8 @@ def _prefixes(
             ]
         )
     firsts = torch.stack([split[i][0][: gen.l_prefix] for i in range(gen.n_samples)])
+    # a prefix longer than a short clip reaches its padding: continue from silence there
+    firsts = torch.where(firsts == IGNORE_INDEX, 2 ** (int(data.encoding.bits) - 1), firsts)
     prefix = firsts.repeat_interleave(gen.n_reps, dim=0).to(device)
     return prefix, [i // gen.n_reps for i in range(total)]
 

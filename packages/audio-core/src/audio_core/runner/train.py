@@ -33,7 +33,7 @@ from audio_core.config import RunConfig
 from audio_core.errors import TrainingError
 from audio_core.io import write_text
 from audio_core.optim import param_groups
-from audio_core.protocols import DATASET_MEMBERS, MODEL_MEMBERS, missing_members
+from audio_core.protocols import DATASET_MEMBERS, IGNORE_INDEX, MODEL_MEMBERS, missing_members
 from audio_core.registry import Registry
 from audio_core.resolve import to_toml, unstructure
 from audio_core.versions import package_versions
@@ -384,22 +384,52 @@ class Trainer:
         return 0
 
     def _step(self, x: torch.Tensor) -> float:
-        """One optimizer step on batch ``x``; returns the loss in bits per sample.
+        """One training step on batch ``x``; returns the loss in bits per sample.
+
+        A model with a positive ``tbptt`` attribute (SampleRNN) is trained with truncated
+        backpropagation through time: the optimizer steps once per ``tbptt``-sample chunk of
+        the batch, the model's state carried (detached) from chunk to chunk; the step counts
+        once, so checkpoints still fall between batches and resume exactly.
 
         Raises:
-            TrainingError: the loss is not finite (no step is taken).
+            TrainingError: the loss is not finite (no update is made from it).
         """
-        optimizer = self.optimizer
-        optimizer.zero_grad(set_to_none=True)
+        tbptt = int(getattr(self.model, "tbptt", 0) or 0)
+        if tbptt > 0:
+            return self._step_tbptt(x, tbptt)
         with self._autocast():
             nats = self.train_model(x)
-        loss = nats.float() / math.log(2)
+        return self._update(nats.float() / math.log(2))
+
+    def _step_tbptt(self, x: torch.Tensor, chunk: int) -> float:
+        state: Any = None
+        total, count = 0.0, 0
+        length = x.shape[1]
+        for start in range(0, length, chunk):
+            valid = int((x[:, start:] != IGNORE_INDEX).sum())
+            if valid == 0:  # the rest is padding
+                break
+            end = min(length, start + chunk)
+            with self._autocast():
+                nats, state = self.train_model(x, chunk=(start, end), state=state)
+            n = int((x[:, start:end] != IGNORE_INDEX).sum())
+            state = [h.detach() for h in state]
+            if n == 0:
+                continue
+            total += self._update(nats.float() / math.log(2)) * n
+            count += n
+        return total / max(1, count)
+
+    def _update(self, loss: torch.Tensor) -> float:
+        """Backward, clip and step on ``loss`` (bits); its value, averaged over ranks."""
         if not torch.isfinite(loss):
             raise _one(
                 f"the training loss is {float(loss)} at step {self.state.step + 1}; stopping "
                 f"({self._last_good()}; try a lower train.optimizer.lr or train.grad_clip)"
             )
-        loss.backward()
+        optimizer = self.optimizer
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
         cfg = self.config.train
         if cfg.grad_clip and cfg.grad_clip_algorithm == "norm":
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -451,21 +481,25 @@ class Trainer:
         self.window, self.window_start = [], time.perf_counter()
 
     def _validate_and_checkpoint(self, epoch: int) -> None:
-        val = self._validate()
+        val, accuracy = self._validate()
         self.schedule.validated(val)
         if self.main:
-            self.log.write({"step": self.state.step, "epoch": epoch, "val_bits": val})
+            record: dict[str, Any] = {"step": self.state.step, "epoch": epoch, "val_bits": val}
+            if accuracy is not None:
+                record["val_accuracy"] = accuracy
+            self.log.write(record)
             write_text(self.run_dir / "loss_curve.svg", loss_curve_svg(self.log.read()))
         if val < self.state.best_val:
             self.state.best_val = val
             self._checkpoint("best")
         self._checkpoint("last")
 
-    def _validate(self) -> float:
-        """Mean validation NLL in bits per sample (``train.val_batches`` batches, or all)."""
+    def _validate(self) -> tuple[float, float | None]:
+        """Validation NLL in bits per sample and next-sample accuracy (``None`` for a model
+        without ``score_tokens``) over ``train.val_batches`` batches, or all; padding is left
+        out of both."""
         cfg = self.config.train
         self.model.eval()
-        total, count = 0.0, 0
         loader = torch.utils.data.DataLoader(
             self.val_set,
             batch_size=cfg.batch_size,
@@ -473,15 +507,26 @@ class Trainer:
             collate_fn=_collate,
             num_workers=cfg.num_workers,
         )
+        scorer = getattr(self.model, "score_tokens", None)
+        nats, count, correct = 0.0, 0, 0
+        total, items = 0.0, 0
         with torch.no_grad(), self._autocast():
             for i, x in enumerate(loader):
                 if cfg.val_batches and i >= cfg.val_batches:
                     break
-                loss: Any = self.model.loss(x.to(self.device))  # type: ignore[operator]
-                total += float(loss.bits) * x.shape[0]
-                count += x.shape[0]
+                x = x.to(self.device)
+                if scorer is not None:
+                    scores = scorer(x, (1,))
+                    nats, count = nats + scores.nats, count + scores.positions
+                    correct += scores.correct[1]
+                else:
+                    loss: Any = self.model.loss(x)  # type: ignore[operator]
+                    total += float(loss.bits) * x.shape[0]
+                    items += x.shape[0]
         self.model.train()
-        return total / max(1, count)
+        if scorer is not None:
+            return nats / max(1, count) / math.log(2), correct / max(1, count)
+        return total / max(1, items), None
 
     def _payload(self) -> dict[str, Any]:
         return {
