@@ -85,3 +85,41 @@ def test_evaluate_generated_samples_with_thresholding_and_the_cache(
     assert again["features_from_cache"] == {"train": True, "samples": True}
     assert again["rows"] == rows
     assert "features reused from the cache for train, samples" in second.stderr
+
+
+def test_the_reference_classifier_file_evaluates_and_feeds_a_listening_test(
+    work: Path, samples: Path
+) -> None:
+    """The released classifier's format (tiny, random weights), end to end: evaluate with the
+    reference's metric variants and thresholding, save the probabilities, let mos-tools keep
+    the most confident samples and build HITs from them."""
+    from audio_core.testing import reference_dir
+
+    released = reference_dir(__file__, "classifier", "resnext_tiny.pth")
+    run(work, "evaluate", "--samples", str(samples), "--classifier", str(released),
+        "--dataset", "sc09-synth", "dataset.root=synth", "--threshold-fixed", "0.4", "0.95",
+        "--save-probs", "probs", "--output", "ref-eval", "--device", "cpu", "--no-cache",
+        "is.variant=reference", "mis.variant=reference", "ndb.seed=0", "ndb.k=10",
+        "--quiet")  # fmt: skip
+    report = json.loads((work / "ref-eval" / "metrics.json").read_text())
+    assert report["thresholding"]["tuned"] is False
+    assert report["rows"]["samples (thresholded)"]["is"] is not None
+    assert report["probs_file"].endswith("gen.npy")
+    mos = str(Path(sys.executable).with_name("mos-tools"))
+    subprocess.run(
+        [mos, "select-confident", "--probs", "probs", "--samples", str(samples.parent),
+         "--methods", "gen", "--top-k", "2", "--out", "selected"],
+        cwd=work, check=True, capture_output=True,
+    )  # fmt: skip
+    kept = sorted((work / "selected" / "gen").glob("*.wav"))
+    assert kept
+    batch = min(len(kept), 2) if len(kept) % 2 == 0 else 1
+    subprocess.run(
+        [mos, "build-hits", "--condition", "sc09", "--input-dir", "selected", "--methods", "gen",
+         "--batch-size", str(batch), "--hit-layout", "per-method", "--form", "speech",
+         "--output-dir", "hits", "--seed", "0"],
+        cwd=work, check=True, capture_output=True,
+    )  # fmt: skip
+    manifest = json.loads((work / "hits" / "sc09" / "manifest.json").read_text())
+    assert len(manifest["clips"]) == len(kept)
+    assert all(c["label"] is not None for c in manifest["clips"].values())

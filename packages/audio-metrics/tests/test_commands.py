@@ -308,3 +308,34 @@ def test_a_classifier_checkpoint_made_by_hand_says_what_is_wrong(
     assert status == 2
     assert err.startswith(f"audio-run: error: {bad}: {message}")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_evaluate_with_the_reference_classifier_file_and_save_probs(
+    samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    from audio_core.testing import reference_dir
+
+    released = reference_dir(__file__, "classifier", "resnext_tiny.pth")
+    probs_dir = tmp_path / "probs"
+    args = ["--samples", str(samples), "--classifier", str(released), "--dataset", "tones",
+            "--no-cache", "--save-probs", str(probs_dir), "is.variant=reference",
+            "mis.variant=reference", "ndb.seed=0"]  # fmt: skip
+    status, _, err = _evaluate(capsys, *args)
+    assert status == 0, err
+    report = json.loads((samples / "metrics.json").read_text())
+    assert set(report["rows"]["samples"]) >= {"fid", "is", "mis", "am", "ndb"}
+    assert report["probs_file"] == str(probs_dir / "samples.npy")
+    probs = np.load(probs_dir / "samples.npy")
+    assert probs.shape == (48, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    status, _, err = _evaluate(capsys, *args)
+    assert status == 2
+    assert "metrics.json: exists; pass --force" in err
+    status, _, err = _evaluate(capsys, *args, "--force")
+    assert status == 0, err
+    status, _, err = _evaluate(capsys, "--classifier", str(released), "--dataset-metrics",
+                               "--dataset", "tones", "--save-probs", str(probs_dir))  # fmt: skip
+    assert status == 2
+    assert "--save-probs needs --samples DIR" in err

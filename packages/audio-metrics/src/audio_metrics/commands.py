@@ -160,7 +160,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     evaluate.add_argument("--seed", type=int, default=0, help="seed of every random choice (0)")
     evaluate.add_argument("--cache-dir", type=Path, help="feature cache (default ~/.cache/...)")
     evaluate.add_argument("--no-cache", action="store_true", help="neither read nor write it")
-    evaluate.add_argument("--force", action="store_true", help="replace an existing metrics.json")
+    evaluate.add_argument(
+        "--save-probs",
+        type=Path,
+        metavar="DIR",
+        help="also write DIR/<samples folder name>.npy: the classifier's probabilities, one "
+        "row per wav in sorted file-name order (what mos-tools select-confident reads)",
+    )
+    evaluate.add_argument(
+        "--force", action="store_true", help="replace an existing metrics.json (and probs)"
+    )
     _common(evaluate)
     evaluate.add_argument(
         "overrides",
@@ -172,6 +181,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mel-padding",
+        choices=["reflect", "constant"],
+        default="reflect",
+        help="the reference classifier (resnext.pth) only: its STFT padding; reflect (default) "
+        "as librosa <= 0.8 made the released cache, constant as librosa >= 0.9",
+    )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (auto: cuda if any)")
     parser.add_argument("--batch", type=_positive_int, default=128, help="clips per forward (128)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -295,7 +311,7 @@ def _test(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .training import confusion, load_classifier, pick_device, predict
 
     device = pick_device(args.device)
-    model, payload, _ = load_classifier(args.checkpoint, device)
+    model, payload, _ = load_classifier(args.checkpoint, device, pad_mode=args.mel_padding)
     raw = sections_of(args.overrides, ("dataset",))
     name = args.dataset or payload["dataset"]["name"]
     base = payload["dataset"]["config"] if args.dataset is None else {}
@@ -371,6 +387,15 @@ def _evaluate(args: argparse.Namespace, ctx: CommandContext) -> int:
         output = Path("runs/dataset-metrics")
     if (output / "metrics.json").exists() and not args.force:
         raise MetricsError(f"{output / 'metrics.json'}: exists; pass --force to replace it")
+    probs_file = None
+    if args.save_probs is not None:
+        if args.samples is None:
+            raise MetricsError("--save-probs needs --samples DIR")
+        if args.save_probs.exists() and not args.save_probs.is_dir():
+            raise MetricsError(f"--save-probs {args.save_probs}: is a file; name a folder")
+        probs_file = args.save_probs / f"{args.samples.resolve().name}.npy"
+        if probs_file.exists() and not args.force:
+            raise MetricsError(f"{probs_file}: exists; pass --force to replace it")
     metric_names = set(ctx.registry.names("metrics"))
     raw = sections_of(args.overrides, ("dataset", *metric_names))
     metrics = {}
@@ -387,7 +412,7 @@ def _evaluate(args: argparse.Namespace, ctx: CommandContext) -> int:
     files = wav_files(args.samples) if args.samples is not None else []
 
     device = pick_device(args.device)
-    model, payload, digest = load_classifier(args.classifier, device)
+    model, payload, digest = load_classifier(args.classifier, device, pad_mode=args.mel_padding)
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     name = args.dataset or payload["dataset"]["name"]
     base = payload["dataset"]["config"] if args.dataset is None else {}
@@ -433,6 +458,12 @@ def _evaluate(args: argparse.Namespace, ctx: CommandContext) -> int:
         samples, hit = cached_features(folder_key(digest, files), compute_samples, cache)
         reused["samples"] = hit
         report["samples"] = {"folder": str(args.samples), "n": len(samples)}
+        if probs_file is not None:
+            from .evaluate import write_probs
+
+            write_probs(probs_file, samples)
+            report["probs_file"] = str(probs_file)
+            ctx.print(f"wrote {probs_file} ({len(samples)} rows, sorted file-name order)")
         if thresholding:
             loglik = read_loglik(args.samples, samples.names)
             fixed = None

@@ -6,8 +6,15 @@ Metric options are set on the ``audio-run evaluate`` command line as ``NAME.FIEL
 
 from __future__ import annotations
 
+from typing import Literal
+
 from attrs import field, frozen
 from attrs import validators as v
+
+from audio_core.config import one_of
+
+ISVariant = Literal["standard", "reference"]
+MISVariant = Literal["exact", "reference"]
 
 
 def _positive_tuple(instance: object, attribute: object, value: tuple[int, ...]) -> None:
@@ -50,15 +57,34 @@ class FIDConfig:
 
 @frozen(kw_only=True)
 class ISConfig:
-    """IS. ``splits``: parts the score is averaged over (1: the standard definition; 2: the
-    SaShiMi reference's split-half variant; 10: Salimans et al.'s code)."""
+    """IS.
 
+    Attributes:
+        variant: ``standard`` (``exp E KL(p(y|x) || p(y))``) or ``reference`` (the SaShiMi
+            reference's formula on a seeded half of the samples, which the paper's numbers
+            use; see the README).
+        splits: ``standard`` only: parts the score is averaged over (1: the definition; 10:
+            Salimans et al.'s code).
+        seed: ``reference`` only: the shuffle that picks the half (the reference's 0).
+    """
+
+    variant: ISVariant = field(default="standard", validator=one_of(ISVariant))
     splits: int = field(default=1, validator=v.ge(1))
+    seed: int = field(default=0, validator=v.ge(0))
 
 
 @frozen(kw_only=True)
 class MISConfig:
-    """mIS (no options)."""
+    """mIS.
+
+    Attributes:
+        variant: ``exact`` (every ordered pair, in O(n)) or ``reference`` (``pairs`` random
+            pairs drawn with ``RandomState(seed)``, as the reference samples them).
+    """
+
+    variant: MISVariant = field(default="exact", validator=one_of(MISVariant))
+    pairs: int = field(default=10000, validator=v.ge(1))
+    seed: int = field(default=0, validator=v.ge(0))
 
 
 @frozen(kw_only=True)
@@ -69,8 +95,10 @@ class AMConfig:
 @frozen(kw_only=True)
 class NDBConfig:
     """NDB. ``k``: k-means bins on the training activations; ``alpha``: the per-bin test's
-    significance level; ``max_iter``: k-means iterations."""
+    significance level; ``max_iter``: k-means iterations; ``seed``: k-means'
+    ``random_state`` (-1: drawn from ``evaluate --seed``; 0 is the reference's)."""
 
     k: int = field(default=50, validator=v.ge(2))
+    seed: int = field(default=-1, validator=v.ge(-1))
     alpha: float = field(default=0.05, validator=[v.gt(0.0), v.lt(1.0)])
     max_iter: int = field(default=300, validator=v.gt(0))

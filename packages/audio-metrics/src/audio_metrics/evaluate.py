@@ -174,6 +174,22 @@ def write_class_chart(
     atomic_write(path, write)
 
 
+def write_probs(path: Path, features: Features) -> None:
+    """The probabilities as a ``.npy`` (float64, ``(n, classes)``), rows in ``features``'
+    order (the folder's sorted file names), written atomically."""
+    order = sorted(range(len(features)), key=lambda i: features.names[i])
+    if order != list(range(len(features))):
+        raise ValueError("features must be in sorted file-name order")
+    from audio_core.io import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(handle: IO[bytes]) -> None:
+        np.save(handle, np.ascontiguousarray(features.probs, dtype=np.float64))
+
+    atomic_write(path, write)
+
+
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     from audio_core.io import write_text
 

@@ -134,6 +134,31 @@ def inception_score(probs: Any, *, splits: int = 1) -> tuple[float, float]:
     return float(np.mean(scores)), float(np.std(scores))
 
 
+def inception_score_reference(probs: Any, *, seed: int = 0) -> float:
+    """IS as the SaShiMi reference computes it (not the textbook IS): the rows shuffled with
+    ``RandomState(seed)``, the first half kept, and per class ``c`` the entropy ``H_c`` of
+    column ``c`` of that half normalised to sum 1 (``scipy.stats.entropy`` along axis 0);
+    the score is ``exp(mean_c [log(n // 2) - H_c])``. Its own numpy global state is not
+    touched (the reference reseeds it)."""
+    p = _probs(probs)
+    order = np.random.RandomState(seed).permutation(p.shape[0])
+    half = p[order][: p.shape[0] // 2]
+    columns = half / np.maximum(half.sum(axis=0, keepdims=True), _EPS)
+    entropy = -_xlogy(columns, columns).sum(axis=0)
+    return math.exp(float(np.mean(math.log(p.shape[0] // 2) - entropy)))
+
+
+def modified_inception_score_reference(probs: Any, *, pairs: int = 10000, seed: int = 0) -> float:
+    """mIS as the SaShiMi reference samples it: ``pairs`` random ordered pairs
+    ``RandomState(seed).randint(0, n, (pairs, 2))`` (self-pairs included), score
+    ``exp(mean KL(p_i || p_j))``."""
+    p = _probs(probs)
+    index = np.random.RandomState(seed).randint(0, p.shape[0], (pairs, 2))
+    a, b = p[index[:, 0]], p[index[:, 1]]
+    kls = (_xlogy(a, a) - _xlogy(a, b)).sum(axis=1)
+    return math.exp(float(kls.mean()))
+
+
 def modified_inception_score(probs: Any) -> float:
     """mIS ``exp(E_{x,x'} KL(p(y|x) || p(y|x')))`` over all ordered pairs (higher is better).
 
@@ -186,7 +211,13 @@ class NDBBins:
     """k-means bins fitted on reference activations (scikit-learn), reusable across sets."""
 
     def __init__(
-        self, reference: Any, *, k: int, rng: np.random.Generator, max_iter: int = 300
+        self,
+        reference: Any,
+        *,
+        k: int,
+        rng: np.random.Generator,
+        max_iter: int = 300,
+        seed: int | None = None,
     ) -> None:
         from sklearn.cluster import KMeans
 
@@ -194,7 +225,7 @@ class NDBBins:
         if ref.ndim != 2 or ref.shape[0] < k:
             raise ValueError(f"NDB needs at least k={k} reference samples; got shape {ref.shape}")
         self.k = k
-        seed = int(rng.integers(0, 2**31 - 1))
+        seed = int(rng.integers(0, 2**31 - 1)) if seed is None else seed
         self.kmeans = KMeans(n_clusters=k, n_init=1, max_iter=max_iter, random_state=seed)
         self.reference_labels = self.kmeans.fit_predict(ref)
         self.reference_share = np.bincount(self.reference_labels, minlength=k) / ref.shape[0]

@@ -78,11 +78,14 @@ class IS(Metric):
     directions: ClassVar[dict[str, Direction]] = {"is": "higher", "is_std": "lower"}
 
     def __init__(self, config: ISConfig) -> None:
+        self.config = config
         self.splits = config.splits
 
     def compute(
         self, generated: Features, reference: Features, rng: np.random.Generator
     ) -> dict[str, float]:
+        if self.config.variant == "reference":
+            return {"is": m.inception_score_reference(generated.probs, seed=self.config.seed)}
         mean, std = m.inception_score(generated.probs, splits=self.splits)
         return {"is": mean, "is_std": std} if self.splits > 1 else {"is": mean}
 
@@ -91,11 +94,16 @@ class MIS(Metric):
     directions: ClassVar[dict[str, Direction]] = {"mis": "higher"}
 
     def __init__(self, config: MISConfig) -> None:
-        pass
+        self.config = config
 
     def compute(
         self, generated: Features, reference: Features, rng: np.random.Generator
     ) -> dict[str, float]:
+        if self.config.variant == "reference":
+            value = m.modified_inception_score_reference(
+                generated.probs, pairs=self.config.pairs, seed=self.config.seed
+            )
+            return {"mis": value}
         return {"mis": m.modified_inception_score(generated.probs)}
 
 
@@ -128,7 +136,11 @@ class NDB(Metric):
         # The bins depend only on the reference set: fit once, reuse for every generated set.
         if self._bins is None or self._bins[0] is not reference:
             bins = m.NDBBins(
-                reference.activations, k=self.config.k, rng=rng, max_iter=self.config.max_iter
+                reference.activations,
+                k=self.config.k,
+                rng=rng,
+                max_iter=self.config.max_iter,
+                seed=None if self.config.seed < 0 else self.config.seed,
             )
             self._bins = (reference, bins)
         result = self._bins[1].compare(generated.activations, alpha=self.config.alpha)

@@ -210,9 +210,15 @@ def train_classifier(
     return best
 
 
-def load_classifier(path: Path, device: torch.device) -> tuple[SC09Classifier, dict[str, Any], str]:
+def load_classifier(
+    path: Path, device: torch.device, *, pad_mode: str = "reflect"
+) -> tuple[Any, dict[str, Any], str]:
     """The classifier in a checkpoint, in evaluation mode, the checkpoint's payload and the
     SHA-256 of its bytes (the classifier's identity in caches and metrics.json).
+
+    Reads both a checkpoint of ``audio-run classifier train`` and the reference's released
+    ``resnext.pth`` (:mod:`audio_metrics.reference_classifier`; ``pad_mode`` is its mel
+    front end's STFT padding).
 
     Raises:
         MetricsError: missing or unreadable file, or not a classifier checkpoint.
@@ -220,6 +226,10 @@ def load_classifier(path: Path, device: torch.device) -> tuple[SC09Classifier, d
     if not path.is_file():
         raise MetricsError(f"{path}: no such classifier checkpoint")
     data = path.read_bytes()
+    from .reference_classifier import is_reference_file, load_reference_classifier
+
+    if is_reference_file(data):
+        return load_reference_classifier(path, device, pad_mode=pad_mode, data=data)  # type: ignore[arg-type]
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
