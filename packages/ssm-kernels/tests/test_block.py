@@ -7,7 +7,8 @@ import copy
 import pytest
 import torch
 
-from ssm_kernels import S4Block, S4Config, S4DConfig, build_block
+from ssm_kernels import S4Block, S4Config, S4DConfig, build_block, build_kernel
+from ssm_kernels.block import PairedS4Block
 from ssm_kernels.kernels import STEP_MODES, StepMode
 
 CONFIGS = [
@@ -167,6 +168,68 @@ def test_gradcheck_through_inputs_and_parameters(config: S4Config | S4DConfig) -
 
     inputs = (u, *(p.detach().clone().requires_grad_() for p in params.values()))
     assert torch.autograd.gradcheck(run, inputs, eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", STEP_MODES)
+def test_recurrence_follows_a_separate_left_factor(mode: StepMode) -> None:
+    block = build_block(S4Config(d_state=8, separate_q=True), d_model=4, l_max=L).double()
+    with torch.no_grad():
+        block.kernel.Q.add_(0.3 * torch.randn_like(block.kernel.Q))
+    u = torch.randn(2, L, 4, dtype=torch.float64)
+    y, _ = block(u)
+    block.setup_step(mode)
+    assert (stepped(block, u, block.default_state(2)) - y).abs().max().item() <= 1e-8
+
+
+def paired(H: int = 3, L: int = 24) -> PairedS4Block:
+    kernels = [build_kernel(S4Config(d_state=8), d_model=H, l_max=L) for _ in range(2)]
+    return PairedS4Block(H, *kernels).double()
+
+
+def test_paired_block_is_its_documented_sum() -> None:
+    import torch.nn.functional as F
+
+    H, n = 3, 24
+    block = paired(H, n)
+    u = torch.randn(2, n, H, dtype=torch.float64)
+    kf, kb = block.forward_kernel(n)[0][0], block.backward_kernel(n)[0][0]
+    x = u.transpose(1, 2)  # (B, H, L)
+    forward = torch.zeros_like(x)
+    backward = torch.zeros_like(x)
+    for t in range(n):
+        for s in range(t + 1):
+            forward[..., t] += kf[:, s] * x[..., t - s]
+        for s in range(n - t):
+            backward[..., t] += kb[:, s] * x[..., t + s]
+    skip = block.D.unsqueeze(-1) * x
+    both = torch.cat([forward + skip, backward + skip], dim=1).transpose(1, 2)  # forward first
+    expected = F.linear(F.gelu(both), block.output.weight, block.output.bias)
+    assert block.output.weight.shape == (H, 2 * H)
+    assert (block(u)[0] - expected).abs().max().item() <= 1e-10
+    transposed = copy.deepcopy(block)
+    transposed.transposed = True
+    assert torch.allclose(transposed(x)[0].transpose(1, 2), block(u)[0], atol=1e-12)
+
+
+def test_paired_kernels_are_cached_and_refuse_state() -> None:
+    from ssm_kernels.block import cached_kernels
+
+    block = paired()
+    u = torch.randn(1, 24, 3, dtype=torch.float64)
+    with torch.no_grad():
+        plain = block(u)[0]
+        with cached_kernels(block):
+            assert torch.equal(block(u)[0], plain)
+            assert block._kernels is not None
+            assert len(block._kernels) == 1
+            assert torch.equal(block(u)[0], plain)
+    assert block._kernels is None
+    with pytest.raises(ValueError, match="a PairedS4Block has no state"):
+        block(u, torch.zeros(1))
+    two = build_kernel(S4Config(d_state=8), d_model=3, l_max=8, channels=2)
+    one = build_kernel(S4Config(d_state=8), d_model=3, l_max=8)
+    with pytest.raises(ValueError, match="the backward kernel must be a Kernel with H=3 and"):
+        PairedS4Block(3, one, two)
 
 
 def test_kernel_channels_must_match_the_direction() -> None:

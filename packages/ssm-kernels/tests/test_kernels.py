@@ -19,15 +19,23 @@ CONFIGS = [
     S4Config(d_state=8),
     S4Config(d_state=8, init="legt", rank=2),
     S4Config(d_state=8, init="fout", n_ssm=2),
+    S4Config(d_state=8, n_ssm=2, separate_q=True),
     S4DConfig(d_state=8),
     S4DConfig(d_state=8, init="diag-lin", discretization="bilinear"),
     S4DConfig(d_state=8, init="diag-legs", n_ssm=2),
 ]
-IDS = [f"{type(c).__name__}-{c.init}" for c in CONFIGS]
+IDS = [
+    f"{type(c).__name__}-{c.init}" + ("-q" if getattr(c, "separate_q", False) else "")
+    for c in CONFIGS
+]
 
 
 def make(config: S4Config | S4DConfig, H: int = 4, l_max: int = 64) -> SSMKernel:
-    return build_kernel(config, d_model=H, l_max=l_max).double()
+    kernel = build_kernel(config, d_model=H, l_max=l_max).double()
+    if isinstance(kernel, DPLRKernel) and kernel.separate_q:
+        with torch.no_grad():  # a left factor of its own, not P's copy
+            kernel.Q.add_(0.3 * torch.randn_like(kernel.Q))
+    return kernel
 
 
 def brute_force_kernel(kernel: SSMKernel, L: int, rate: float = 1.0) -> torch.Tensor:
@@ -35,7 +43,11 @@ def brute_force_kernel(kernel: SSMKernel, L: int, rate: float = 1.0) -> torch.Te
     dt = kernel.dt(rate)
     if isinstance(kernel, DPLRKernel):
         Lambda, P, B, _ = kernel.ssm()
-        Abar, Bbar = fn.bilinear(*fn.dplr_dense(Lambda, P, B), dt)
+        Q = torch.view_as_complex(kernel.Q) if kernel.separate_q else P
+        # A = diag(Lambda) - P Q^* over both halves of the conjugate pairs, by hand
+        Pf, Qf = fn.conj_full(P), fn.conj_full(Q)
+        A = torch.diag_embed(fn.conj_full(Lambda)) - torch.einsum("rhn,rhm->hnm", Pf, Qf.conj())
+        Abar, Bbar = fn.bilinear(A, fn.conj_full(B), dt)
         return fn.ssm_kernel_ref(Abar, Bbar, kernel.output_matrix(), L)
     assert isinstance(kernel, DiagKernel)
     A = kernel._expand(torch.complex(-torch.exp(kernel.A_real), -kernel.A_imag), 0)
@@ -99,6 +111,8 @@ def test_optimizer_hints_cap_the_ssm_learning_rate(config: S4Config | S4DConfig)
     kernel = make(config)
     hints = kernel.optim_hints()
     ssm = {"A_real", "A_imag", "P", "B", "inv_dt"}
+    if isinstance(kernel, DPLRKernel) and kernel.separate_q:
+        ssm.add("Q")
     if isinstance(kernel, DiagKernel):
         ssm = {"A_real", "A_imag", "B", "inv_dt"}
     assert set(hints) == ssm
@@ -163,3 +177,20 @@ def test_bad_kernel_arguments_are_named(kwargs: dict[str, object], message: str)
 def test_the_kernel_base_class_cannot_be_built() -> None:
     with pytest.raises(TypeError, match="abstract"):
         SSMKernel(4)  # type: ignore[abstract]
+
+
+def test_a_separate_left_factor_is_a_different_system() -> None:
+    """With ``separate_q`` the kernel follows ``Q``: equal to ``P`` it is S4's kernel, moved
+    it is another one (and the brute-force twin above follows it)."""
+    shared = make(S4Config(d_state=8))
+    own = build_kernel(S4Config(d_state=8, separate_q=True), d_model=4, l_max=64).double()
+    own.load_state_dict(shared.state_dict() | {"Q": own.Q.detach()}, strict=True)
+    with torch.no_grad():
+        own.Q.copy_(shared.P.expand(-1, 4, -1, -1))
+    assert (own(64)[0] - shared(64)[0]).abs().max().item() <= 1e-12
+    with torch.no_grad():
+        own.Q[:, 0].mul_(1.5)
+    moved = (own(64)[0] - shared(64)[0]).abs().amax(dim=-1)[0]
+    assert moved[0] > 1e-3
+    assert moved[1:].max().item() <= 1e-12  # Q is per channel
+    assert own.Q.shape == (1, 4, 4, 2)

@@ -9,6 +9,9 @@ time step at a time (generation). Both produce the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -62,6 +65,7 @@ class S4Block(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.glu = glu
         self.output = nn.Linear(d_model, 2 * d_model if glu else d_model)
+        self._kernels: dict[tuple[int, torch.dtype], Tensor] | None = None
 
     def _head(self, y: Tensor) -> Tensor:  # (..., H) -> (..., H)
         y = self.output(self.dropout(F.gelu(y)))
@@ -86,7 +90,14 @@ class S4Block(nn.Module):
         # kernel, and FFTs do not take it); the position-wise head below may use it.
         with torch.autocast(x.device.type, enabled=False):
             xs = x.to(self.D.dtype)
-            k, k_state = self.kernel(L, state=state)
+            cached = self._kernels is not None and state is None
+            key = (L, xs.dtype)
+            if cached and key in self._kernels:  # type: ignore[operator]
+                k, k_state = self._kernels[key], None  # type: ignore[index]
+            else:
+                k, k_state = self.kernel(L, state=state)
+                if cached:
+                    self._kernels[key] = k  # type: ignore[index]
             kernel = k if self.bidirectional else k[0]
             y = fn.fft_conv(xs, kernel, bidirectional=self.bidirectional)
             y = y + self.D[0].unsqueeze(-1) * xs
@@ -124,3 +135,93 @@ class S4Block(nn.Module):
         self._no_recurrence()
         y, state = self.kernel.step(u, state)
         return self._head(y[..., 0, :] + self.D[0] * u), state
+
+
+class PairedS4Block(nn.Module):
+    """The reference's first bidirectional S4 layer (its ``checkpoints`` branch, the code of
+    the paper's released DiffWave + SaShiMi files): two kernels with their own step sizes,
+    ``y = output(dropout(GELU([k_f * u + D u ; k_b (*) u + D u])))``, where ``k_f * u`` is the
+    causal convolution, ``k_b (*) u`` the anti-causal one (``y_t = sum_s k_b[s] u_{t + s}``,
+    the current sample included) and ``output`` a linear map from the ``2 H`` concatenated
+    channels (forward first) to ``H``, with no GLU.
+
+    Parameters: ``D (H,)``, ``forward_kernel.*``, ``backward_kernel.*`` (the reference's
+    ``kernel.krylov``, ``kernel2.krylov``), ``output.weight (H, 2 H)``, ``output.bias``.
+    The layer has no recurrent mode (it looks at the future).
+
+    Args:
+        d_model: ``H``.
+        forward_kernel, backward_kernel: kernels over ``H`` channels with one output channel.
+        dropout: dropout probability after the activation.
+        transposed: inputs and outputs are ``(batch, d_model, length)``.
+    """
+
+    bidirectional = True
+
+    def __init__(
+        self,
+        d_model: int,
+        forward_kernel: nn.Module,
+        backward_kernel: nn.Module,
+        *,
+        dropout: float = 0.0,
+        transposed: bool = False,
+    ) -> None:
+        super().__init__()
+        for name, kernel in (("forward", forward_kernel), ("backward", backward_kernel)):
+            H, channels = getattr(kernel, "H", None), getattr(kernel, "channels", None)
+            if not isinstance(kernel, Kernel) or d_model != H or channels != 1:
+                raise ValueError(
+                    f"the {name} kernel must be a Kernel with H={d_model} and channels=1; got "
+                    f"a {type(kernel).__name__} with H={H}, channels={channels}"
+                )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout}")
+        self.d_model, self.transposed = d_model, transposed
+        self.forward_kernel, self.backward_kernel = forward_kernel, backward_kernel
+        self.D = nn.Parameter(torch.randn(d_model))
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(2 * d_model, d_model)
+        self._kernels: dict[tuple[int, torch.dtype], Tensor] | None = None
+
+    def kernels(self, L: int) -> Tensor:
+        """The forward and the backward kernel, ``(2, H, L)``."""
+        key = (L, self.D.dtype)
+        if self._kernels is not None and key in self._kernels:
+            return self._kernels[key]
+        k = torch.cat([self.forward_kernel(L)[0], self.backward_kernel(L)[0]])
+        if self._kernels is not None:
+            self._kernels[key] = k
+        return k
+
+    def forward(self, u: Tensor, state: Tensor | None = None) -> tuple[Tensor, None]:
+        """Map ``u`` of shape ``(batch, L, H)`` (``(batch, H, L)`` if ``transposed``)."""
+        if state is not None:
+            raise ValueError("a PairedS4Block has no state: it looks at the future")
+        x = u if self.transposed else u.transpose(-1, -2)  # (B, H, L)
+        L = x.shape[-1]
+        with torch.autocast(x.device.type, enabled=False):
+            xs = x.to(self.D.dtype)
+            k = self.kernels(L)
+            skip = self.D.unsqueeze(-1) * xs
+            forward = fn.fft_conv(xs, k[0]) + skip
+            backward = fn.fft_conv(xs.flip(-1), k[1]).flip(-1) + skip
+            y = torch.cat([forward, backward], dim=-2)  # (B, 2H, L)
+        y = self.output(self.dropout(F.gelu(y.transpose(-1, -2))))
+        return (y.transpose(-1, -2) if self.transposed else y), None
+
+
+@contextmanager
+def cached_kernels(module: nn.Module) -> Iterator[None]:
+    """Within the block, every :class:`S4Block` and :class:`PairedS4Block` of ``module``
+    computes its convolution kernel once per length and reuses it: for repeated forward
+    passes with fixed parameters (diffusion sampling runs the same network hundreds of
+    times). Use under ``no_grad``."""
+    blocks = [m for m in module.modules() if isinstance(m, S4Block | PairedS4Block)]
+    for block in blocks:
+        block._kernels = {}
+    try:
+        yield
+    finally:
+        for block in blocks:
+            block._kernels = None

@@ -27,6 +27,7 @@ def build_kernel(config: KernelConfig, *, d_model: int, l_max: int, channels: in
             dt_max=config.dt_max,
             dt_transform=config.dt_transform,
             lr=config.lr,
+            separate_q=config.separate_q,
         )
     if isinstance(config, S4DConfig):
         return DiagKernel(

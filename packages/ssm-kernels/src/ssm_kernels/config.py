@@ -54,10 +54,14 @@ class S4Config(_SSMConfig):
         dt_transform: ``dt = softplus(inv_dt)`` (default, the reference's current choice) or
             ``exp(inv_dt)`` (its V3 choice, which the paper's released checkpoints need).
         lr: learning-rate cap of ``A``, ``B`` and ``dt`` (their weight decay is 0).
+        separate_q: ``A = diag(Lambda) - P Q^*`` with its own trained ``Q`` per channel (the
+            reference's oldest kernels, which made the paper's DiffWave checkpoints);
+            default ``false``: ``Q = P``.
     """
 
     init: Measure = field(default="legs", validator=one_of(Measure))
     rank: int = field(default=1, validator=v.ge(1))
+    separate_q: bool = False
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()

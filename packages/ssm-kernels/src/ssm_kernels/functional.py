@@ -190,11 +190,13 @@ def dplr_kernel(
     dt: Tensor,
     L: int,
     state: Tensor | None = None,
+    Q: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """The convolution kernel of a bilinear-discretised DPLR SSM, from its generating function.
 
-    The SSM is ``x' = A x + B u``, ``y = C x`` with ``A = diag(Lambda) - P P^*`` (conjugate
-    halves implied), discretised with step ``dt``: ``A_bar = (I - dt/2 A)^-1 (I + dt/2 A)``,
+    The SSM is ``x' = A x + B u``, ``y = C x`` with ``A = diag(Lambda) - P Q^*`` (conjugate
+    halves implied; ``Q = P`` unless given), discretised with step ``dt``:
+    ``A_bar = (I - dt/2 A)^-1 (I + dt/2 A)``,
     ``B_bar = (I - dt/2 A)^-1 dt B``. Its kernel ``K_l = C A_bar^l B_bar`` (``l < L``) has
     the truncated generating function ``C (I - A_bar^L) (I - A_bar z)^-1 B_bar``; at the
     ``L``-th roots of unity ``z^L = 1``, so with ``C_tilde = C (I - A_bar^L)``
@@ -214,6 +216,8 @@ def dplr_kernel(
         dt: ``(H,)`` real step sizes.
         L: kernel length.
         state: optional ``(batch, H, M)`` complex initial state ``x_{-1}``.
+        Q: optional ``(r, H, M)`` complex left factor of the low-rank term (default ``P``:
+            S4's symmetric ``P P^*``; the reference's oldest kernels train them apart).
 
     Returns:
         ``k`` of shape ``(C, H, L)`` and, when ``state`` is given, ``k_state`` of shape
@@ -221,17 +225,18 @@ def dplr_kernel(
         state adds to output ``l``.
     """
     r = P.shape[0]
+    Q = P if Q is None else Q
     n_out = C_tilde.shape[0]
     z = roots_of_unity(L, dtype=torch.complex128, device=Lambda.device)  # (Lf,)
     plus = (1 + z).to(Lambda.dtype)  # (Lf,)
     rights = [B.unsqueeze(0)]
     if state is not None:
         # C A_bar^(l+1) x = the kernel of the input vector (I + dt/2 A) x / dt in place of B.
-        Px = 2 * torch.einsum("rhm,bhm->brh", P.conj(), state).real
+        Px = 2 * torch.einsum("rhm,bhm->brh", Q.conj(), state).real
         Ax = Lambda * state - torch.einsum("rhm,brh->bhm", P, Px.to(state.dtype))
         rights.append(state / dt.unsqueeze(-1) + Ax / 2)
     right = torch.cat([*rights, P], dim=0)  # (n_in + r, H, M)
-    left = torch.cat([C_tilde, P.conj()], dim=0)  # (C + r, H, M)
+    left = torch.cat([C_tilde, Q.conj()], dim=0)  # (C + r, H, M)
     v = left.unsqueeze(1) * right.unsqueeze(0)  # (C + r, n_in + r, H, M)
     if truncation_gap(Lambda, dt, L) > MIN_TRUNCATION_GAP:
         r_all = cauchy_roots_conj(v, Lambda, dt, L)  # (C + r, n_in + r, H, Lf), each / (1 + z)
@@ -257,11 +262,15 @@ def dplr_kernel(
     return k, k_state
 
 
-def dplr_dense(Lambda: Tensor, P: Tensor, B: Tensor) -> tuple[Tensor, Tensor]:
-    """The full ``(H, N, N)`` complex ``A = diag(Lambda) - P P^*`` and ``(H, N)`` ``B``."""
+def dplr_dense(
+    Lambda: Tensor, P: Tensor, B: Tensor, Q: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """The full ``(H, N, N)`` complex ``A = diag(Lambda) - P Q^*`` (``Q = P`` unless given)
+    and ``(H, N)`` ``B``."""
     Lf = conj_full(Lambda)
     Pf = conj_full(P)  # (r, H, N)
-    A = torch.diag_embed(Lf) - torch.einsum("rhn,rhm->hnm", Pf, Pf.conj())
+    Qf = Pf if Q is None else conj_full(Q)
+    A = torch.diag_embed(Lf) - torch.einsum("rhn,rhm->hnm", Pf, Qf.conj())
     return A, conj_full(B)
 
 

@@ -228,11 +228,15 @@ class DPLRKernel(SSMKernel):
     truncate the kernel; other lengths or ``rate != 1`` recover ``C`` by one dense solve
     (slower, exact). :meth:`retune` moves ``C_tilde`` to another length.
 
-    Parameters beyond :class:`SSMKernel`'s: ``P (rank, S, M, 2)``.
+    Parameters beyond :class:`SSMKernel`'s: ``P (rank, S, M, 2)``, and with ``separate_q``
+    ``Q (rank, H, M, 2)``.
 
     Args:
         init: HiPPO measure, ``legs``, ``legt`` or ``fout``.
         rank: rank of ``P`` (at least the measure's own: 1, 2, 1).
+        separate_q: ``A = diag(Lambda) - P Q^*`` with a left factor ``Q`` of its own per
+            channel (starting equal to ``P``), as the reference's oldest S4 kernels train it
+            (the code of the paper's released DiffWave checkpoints); default ``Q = P``.
         l_max: the sequence length the kernel is trained at (the initial ``l_kernel``; the
             random initial ``C`` is taken as ``C_tilde`` for it).
         Others: see :class:`SSMKernel`.
@@ -254,6 +258,7 @@ class DPLRKernel(SSMKernel):
         dt_max: float = 0.1,
         dt_transform: DtTransform = "softplus",
         lr: float = 0.001,
+        separate_q: bool = False,
     ) -> None:
         super().__init__(
             d_model,
@@ -272,6 +277,9 @@ class DPLRKernel(SSMKernel):
         self._init_diagonal(system.Lambda, system.B)
         P = system.P.conj() if bool((system.Lambda.imag > 0).any()) else system.P
         self.P = _complex_param(P[:, None].expand(-1, n_ssm, -1))
+        self.separate_q = separate_q
+        if separate_q:
+            self.Q = _complex_param(P[:, None].expand(-1, d_model, -1))
         self.register_buffer("l_kernel", torch.tensor(l_max, dtype=torch.int64))
         self._l = l_max
         self.register_load_state_dict_post_hook(_sync_l_kernel)  # type: ignore[no-untyped-call]
@@ -282,7 +290,7 @@ class DPLRKernel(SSMKernel):
         return self._l
 
     def ssm_parameter_names(self) -> tuple[str, ...]:
-        return ("A_real", "A_imag", "P", "B", "inv_dt")
+        return ("A_real", "A_imag", "P", "B", "inv_dt") + (("Q",) if self.separate_q else ())
 
     def ssm(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(Lambda (H, M), P (r, H, M), B (H, M), C_tilde (C, H, M))`` as complex tensors."""
@@ -293,9 +301,16 @@ class DPLRKernel(SSMKernel):
             torch.view_as_complex(self.C),
         )
 
+    def left_factor(self) -> Tensor:
+        """``Q (r, H, M)`` complex of ``A = diag(Lambda) - P Q^*`` (``P`` itself unless
+        ``separate_q``)."""
+        if self.separate_q:
+            return torch.view_as_complex(self.Q)
+        return self._expand(torch.view_as_complex(self.P), 1)
+
     def _dense(self, dt: Tensor) -> tuple[Tensor, Tensor]:
         Lambda, P, B, _ = self.ssm()
-        A, Bf = fn.dplr_dense(Lambda, P, B)
+        A, Bf = fn.dplr_dense(Lambda, P, B, self.left_factor())
         return fn.bilinear(A, Bf, dt)
 
     def output_matrix(self) -> Tensor:
@@ -333,14 +348,15 @@ class DPLRKernel(SSMKernel):
     ) -> tuple[Tensor, Tensor | None]:
         """Kernel ``(C, H, L)`` and, given an initial state, ``k_state (batch, C, H, L)``."""
         Lambda, P, B, C_tilde = self.ssm()
+        Q = self.left_factor() if self.separate_q else None
         dt = self.dt(rate)
         if state is not None:
             state = self._to_canonical(state)
         if rate == 1.0 and 0 < L <= self._l:
-            k, k_state = fn.dplr_kernel(Lambda, P, B, C_tilde, dt, self._l, state)
+            k, k_state = fn.dplr_kernel(Lambda, P, B, C_tilde, dt, self._l, state, Q)
             return k[..., :L], (k_state[..., :L] if k_state is not None else None)
         C_tilde = self._tilde(self.output_matrix(), dt, L)
-        return fn.dplr_kernel(Lambda, P, B, C_tilde, dt, L, state)
+        return fn.dplr_kernel(Lambda, P, B, C_tilde, dt, L, state, Q)
 
     def forward_state(self, u: Tensor, state: Tensor) -> Tensor:
         """The state after ``u (batch, H, L)`` starting from ``state``."""
@@ -397,8 +413,8 @@ class DPLRKernel(SSMKernel):
             )
             y = 2 * torch.einsum("chn,...hn->...ch", t["C"], x).real
         elif mode == "linear":
-            Lambda, P, dt = t["Lambda"], t["P"], t["dt"].unsqueeze(-1)
-            Px = 2 * torch.einsum("rhm,...hm->...rh", P.conj(), state).real
+            Lambda, P, Q, dt = t["Lambda"], t["P"], t["Q"], t["dt"].unsqueeze(-1)
+            Px = 2 * torch.einsum("rhm,...hm->...rh", Q.conj(), state).real
             w = (
                 state
                 + dt
@@ -407,7 +423,7 @@ class DPLRKernel(SSMKernel):
                 + dt * t["B"] * uc
             )
             Dw = t["D"] * w
-            PDw = 2 * torch.einsum("rhm,...hm->...rh", P.conj(), Dw).real
+            PDw = 2 * torch.einsum("rhm,...hm->...rh", Q.conj(), Dw).real
             corr = torch.einsum("hrs,...sh->...rh", t["inner_inv"], PDw)
             x = 2 / dt * (Dw - t["D"] * torch.einsum("rhm,...rh->...hm", P, corr.to(state.dtype)))
             y = 2 * torch.einsum("chn,...hn->...ch", t["C"], x).real
@@ -426,22 +442,24 @@ def _sync_l_kernel(module: nn.Module, incompatible: object) -> None:
 def _dplr_step_tables(kernel: DPLRKernel, mode: StepMode) -> dict[str, Tensor]:
     dt = kernel.dt()
     Lambda, P, B, _ = kernel.ssm()
+    Q = kernel.left_factor()
     C = kernel.output_matrix()
     M = kernel.M
     if mode == "linear":  # needs no dense N x N matrices
         D = 1 / (2 / dt.unsqueeze(-1) - Lambda)  # (H, M)
-        inner = 2 * torch.einsum("rhm,hm,shm->hrs", P.conj(), D, P).real
+        inner = 2 * torch.einsum("rhm,hm,shm->hrs", Q.conj(), D, P).real
         eye = torch.eye(P.shape[0], dtype=inner.dtype)
         return {
             "Lambda": Lambda,
             "P": P,
+            "Q": Q,
             "B": B,
             "dt": dt,
             "D": D,
             "inner_inv": torch.linalg.inv(eye + inner),
             "C": C[..., :M],
         }
-    A, Bf = fn.dplr_dense(Lambda, P, B)
+    A, Bf = fn.dplr_dense(Lambda, P, B, Q)
     Abar, Bbar = fn.bilinear(A, Bf, dt)
     if mode == "dense":
         return {
