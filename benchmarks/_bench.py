@@ -75,11 +75,19 @@ def run(
     if args.case:
         print(json.dumps(run_case(args.case, args)))
         return
-    report(benchmark, args.device, sizes, run_cases(script, names))
+    threads = int(getattr(args, "threads", 0) or 0)
+    report(benchmark, args.device, sizes, run_cases(script, names), threads)
 
 
-def report(benchmark: str, device: str, sizes: dict[str, int], results: dict[str, Any]) -> None:
-    """Print the JSON report: device, versions, date, sizes, per-case results."""
+def report(
+    benchmark: str,
+    device: str,
+    sizes: dict[str, int],
+    results: dict[str, Any],
+    threads: int = 0,
+) -> None:
+    """Print the JSON report: device, threads (``0``: torch's default), versions, date, sizes,
+    per-case results."""
     import torch
 
     name = torch.cuda.get_device_name() if device == "cuda" else f"{platform.machine()} CPU"
@@ -89,7 +97,7 @@ def report(benchmark: str, device: str, sizes: dict[str, int], results: dict[str
                 "benchmark": benchmark,
                 "date": datetime.date.today().isoformat(),
                 "device": name,
-                "threads": torch.get_num_threads(),
+                "threads": threads or torch.get_num_threads(),
                 "torch": torch.__version__,
                 "python": platform.python_version(),
                 "sizes": sizes,

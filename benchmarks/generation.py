@@ -48,6 +48,8 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
 
@@ -128,6 +130,7 @@ def main() -> None:
         choices=["eager", "compiled"],
         help="generation engines to time (eager compiled); compiled: SaShiMi on the CPU",
     )
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = {"batch": args.batch, "length": args.length, "steps": args.steps}

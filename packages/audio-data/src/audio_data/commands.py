@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from audio_core.threads import THREADS_HELP, announce, set_threads, threads_argument
+
 from .sources import SOURCES
 
 _DOWNLOAD_EPILOG = """\
@@ -64,6 +66,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     make.add_argument("--per-class", type=int, default=100, help="clips per word (default 100)")
     make.add_argument("--force", action="store_true", help="replace an existing folder")
     make.add_argument("--quiet", action="store_true", help="no progress bar")
+    make.add_argument(
+        "--threads",
+        type=threads_argument,
+        default=0,
+        metavar="N",
+        help=THREADS_HELP + "; auto takes 1: each clip is small serial work",
+    )
     make.set_defaults(handler=_make)
 
 
@@ -92,6 +101,7 @@ def _make(args: argparse.Namespace, context: Any) -> int:
 
     from .synth import WORDS, make_sc09_synth
 
+    announce(set_threads(args.threads, serial=True), quiet=args.quiet)
     total = args.per_class * len(WORDS)
     with tqdm(total=total, unit="clip", desc="sc09-synth", disable=args.quiet, leave=False) as bar:
         make_sc09_synth(args.root, per_class=args.per_class, force=args.force, progress=bar.update)

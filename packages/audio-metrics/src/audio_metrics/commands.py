@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audio_core.errors import ConfigError
+from audio_core.threads import THREADS_HELP, announce, set_threads, threads_argument
 
 if TYPE_CHECKING:
     from audio_core.commands import CommandContext
@@ -191,6 +192,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (auto: cuda if any)")
     parser.add_argument("--batch", type=_positive_int, default=128, help="clips per forward (128)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--threads", type=threads_argument, default=0, metavar="N",
+                        help=THREADS_HELP)  # fmt: skip
 
 
 def _positive_int(text: str) -> int:
@@ -257,6 +260,7 @@ def _train(args: argparse.Namespace, ctx: CommandContext) -> int:
     if output.exists() and any(output.iterdir()) and not args.force:
         raise MetricsError(f"{output}: exists and is not empty; pass --force or another --output")
     device = pick_device(args.device)
+    announce(set_threads(args.threads), quiet=args.quiet)
     preset = PRESETS[args.preset]
     config = structure_section(ctx.registry, raw, "classifier", ClassifierConfig, base=preset)
     data, dataset_settings = build_dataset(ctx, args.dataset, {}, raw)
@@ -311,6 +315,7 @@ def _test(args: argparse.Namespace, ctx: CommandContext) -> int:
     from .training import confusion, load_classifier, pick_device, predict
 
     device = pick_device(args.device)
+    announce(set_threads(args.threads), quiet=args.quiet)
     model, payload, _ = load_classifier(args.checkpoint, device, pad_mode=args.mel_padding)
     raw = sections_of(args.overrides, ("dataset",))
     name = args.dataset or payload["dataset"]["name"]
@@ -412,6 +417,7 @@ def _evaluate(args: argparse.Namespace, ctx: CommandContext) -> int:
     files = wav_files(args.samples) if args.samples is not None else []
 
     device = pick_device(args.device)
+    announce(set_threads(args.threads), quiet=args.quiet)
     model, payload, digest = load_classifier(args.classifier, device, pad_mode=args.mel_padding)
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     name = args.dataset or payload["dataset"]["name"]
