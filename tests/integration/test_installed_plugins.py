@@ -58,7 +58,7 @@ def test_plugins_json_lists_the_five_distributions_and_the_example(audio_run: Ru
 def test_mos_tools_is_installed_but_is_no_plugin() -> None:
     from importlib.metadata import version
 
-    assert version("sashimi-mos-tools") == "0.1.0"
+    assert version("sashimi-mos-tools") == "0.2.0"
     assert "sashimi-mos-tools" not in installed_plugin_dists()
 
 

@@ -45,7 +45,7 @@ def samples(work: Path) -> Path:
             "output.name=tiny", "--quiet"]  # fmt: skip
     run(work, *tiny)
     run(work, "generate", "--checkpoint", "runs/tiny/checkpoints/last.pt", "--output",
-        "gen", "generate.n_samples=24", "generate.l_sample=2000", "generate.n_batch=24",
+        "gen", "generate.n_samples=48", "generate.l_sample=2000", "generate.n_batch=48",
         "--quiet")  # fmt: skip
     return work / "gen"
 
@@ -71,7 +71,7 @@ def test_evaluate_generated_samples_with_thresholding_and_the_cache(
     assert report["reference"]["n"] == 800
     cut = report["thresholding"]
     assert cut["tuned"]
-    assert cut["n_tune"] + cut["n_eval"] == 24
+    assert cut["n_tune"] + cut["n_eval"] == 48
     rows = report["rows"]
     assert set(rows) == {"samples (all)", "samples (thresholded)"}
     for row in rows.values():
@@ -123,3 +123,30 @@ def test_the_reference_classifier_file_evaluates_and_feeds_a_listening_test(
     manifest = json.loads((work / "hits" / "sc09" / "manifest.json").read_text())
     assert len(manifest["clips"]) == len(kept)
     assert all(c["label"] is not None for c in manifest["clips"].values())
+
+
+def test_diffwave_samples_are_scored_without_likelihoods(work: Path, classifier: Path) -> None:
+    """The non-autoregressive protocol: a tiny SaShiMi-DiffWave's samples get every metric,
+    no thresholding, and ``--threshold`` says why it does not apply."""
+    run(work, "--model", "diffwave", "--dataset", "sc09-synth", "dataset.root=synth",
+        "model.T=10", "model.step_embed=[8, 16, 16]", "model.backbone.d_model=4",
+        "model.backbone.n_layers=1", "model.backbone.pool=[2, 2]", "model.backbone.l_max=2000",
+        "model.backbone.kernel.d_state=4", "dataset.sample_len=2000", "train.batch_size=4",
+        "train.max_steps=2", "output.name=dw", "--quiet")  # fmt: skip
+    run(work, "generate", "--checkpoint", "runs/dw/checkpoints/last.pt", "--output", "dw-gen",
+        "generate.n_samples=12", "generate.n_batch=12", "generate.l_sample=2000",
+        "--quiet")  # fmt: skip
+    args = ["evaluate", "--samples", "dw-gen", "--classifier", str(classifier), "--device",
+            "cpu", "--no-cache", "ndb.k=4", "--quiet"]  # fmt: skip
+    run(work, *args)
+    report = json.loads((work / "dw-gen" / "metrics.json").read_text())
+    assert report["thresholding"] is False
+    assert set(report["rows"]) == {"samples"}
+    assert all(report["rows"]["samples"][k] is not None for k in ("fid", "is", "mis", "am"))
+    refused = subprocess.run(
+        [AUDIO_RUN, *args, "--threshold", "--force"], cwd=work, capture_output=True, text=True
+    )
+    assert refused.returncode == 2
+    assert "no likelihoods (a diffusion model's); evaluate them without --threshold" in (
+        refused.stderr
+    )

@@ -149,8 +149,8 @@ def test_a_file_that_is_not_a_reference_checkpoint_is_one_line(tmp_path: Path) -
     result = run(tmp_path, "checkpoint", "import", "other.pt", "--output", "x.pt", check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "audio-run: error: other.pt: not a reference SaShiMi, WaveNet or SampleRNN checkpoint "
-        "(its keys start weight)"
+        "audio-run: error: other.pt: not a reference SaShiMi, WaveNet, SampleRNN or DiffWave "
+        "checkpoint (its keys start weight)"
     )
     (tmp_path / "junk.pt").write_bytes(b"junk")
     junk = run(tmp_path, "checkpoint", "import", "junk.pt", "--output", "x.pt", check=False)

@@ -55,7 +55,8 @@ def test_each_package_is_a_complete_distribution(package: str) -> None:
     entry_points = project.get("entry-points", {}).get("audio_run", {})
     if package == "mos-tools":
         assert entry_points == {}
-        assert project["dependencies"] == []
+        # nothing numeric and nothing of ours: the web server of `mos-tools serve` only
+        assert [re.split(r"[<>=]", r)[0] for r in project["dependencies"]] == ["flask", "waitress"]
     else:
         assert entry_points == {f"sashimi-{package}": f"{import_name}.plugin"}
 

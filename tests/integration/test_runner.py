@@ -81,6 +81,7 @@ def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(
         f"dataset.root={data_root}",
         "train.val_every=3",
         "train.scheduler.warmup_steps=4",
+        "--threads=2",  # both runs alike; the resume takes it from the checkpoint
     ]
     run(tmp_path, *common, "train.max_steps=10", "output.name=whole")
     run(tmp_path, *common, "train.max_steps=5", "output.name=split")
@@ -92,6 +93,30 @@ def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(
         assert torch.equal(whole[key], split[key]), key
     steps = [r["step"] for r in metrics(tmp_path / "runs/split") if "train_bits" in r]
     assert steps == list(range(1, 11))  # the log continues without repeats
+
+
+def test_a_resume_keeps_the_thread_count_it_was_trained_with(
+    tmp_path: Path, data_root: Path
+) -> None:
+    """Sums over threads round differently: ``--threads auto`` on a resume takes the count
+    the checkpoint records, so that the run continues bit for bit; ``--threads N`` wins."""
+    run(tmp_path, *TINY, f"dataset.root={data_root}", "train.max_steps=2", "output.name=t",
+        "--threads=1")  # fmt: skip
+    audio_run = str(Path(sys.executable).with_name("audio-run"))
+    resumed = subprocess.run(
+        [audio_run, "train", "--resume", "runs/t", "train.max_steps=3"],
+        cwd=tmp_path, capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"},
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "threads: 1 (as the run was trained so far, so that it resumes bit for bit" in (
+        resumed.stderr
+    )
+    asked = subprocess.run(
+        [audio_run, "train", "--resume", "runs/t", "train.max_steps=4", "--threads", "2"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    assert "threads: 2 (--threads 2)" in asked.stderr
 
 
 def test_a_killed_run_loses_at_most_one_checkpoint_interval(
@@ -238,8 +263,10 @@ def test_two_process_ddp_matches_one_process_on_the_same_global_batch(
     assert ddp_bits == pytest.approx(single_bits, rel=1e-5)
     a = state(tmp_path / "runs/ddp/checkpoints/last.pt")
     b = state(tmp_path / "runs/single/checkpoints/last.pt")
-    for key in a:
-        assert torch.allclose(a[key], b[key], atol=1e-5), key
+    # gloo sums the two halves' gradients in another order than one process does; Adam turns
+    # such 1e-7 differences of near-zero gradients into up to 1e-2 of a step (lr 0.004)
+    worst = max((float((a[k] - b[k]).abs().max()), k) for k in a if a[k].is_floating_point())
+    assert worst[0] < 1e-4, worst
 
 
 def test_bf16_autocast_trains(tmp_path: Path, data_root: Path) -> None:

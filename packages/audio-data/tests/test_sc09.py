@@ -35,6 +35,17 @@ def test_the_published_layout_splits_by_the_two_lists(make_sc09: Callable[..., P
     assert all(WORDS[label] == p.parent.name for p, label in splits["train"])
 
 
+def test_training_on_all_clips_keeps_the_held_out_splits(make_sc09: Callable[..., Path]) -> None:
+    root = make_sc09()
+    split = build_sc09(SC09Config(root=str(root)))
+    every = build_sc09(SC09Config(root=str(root), train_on="all"))
+    assert len(every.split("train")) == 30  # the reference's DiffWave trains on every clip
+    for name in ("val", "test"):
+        assert len(every.split(name)) == len(split.split(name)) == 10
+    with pytest.raises(ValueError, match="train_on"):
+        SC09Config(train_on="both")  # type: ignore[arg-type]
+
+
 def test_a_full_speech_commands_folder_yields_only_the_digits(
     make_sc09: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -27,12 +27,18 @@ COUNTS = {
     "samplernn-sc09": 35_034_624,
     "samplernn-youtubemix": 35_034_624,
     "samplernn-beethoven": 35_034_624,
+    # albertfgu/diffwave-sashimi, master (../shared/reference/diffwave/README.md)
+    "diffwave-sc09": 24_071_681,
+    "diffwave-small-sc09": 6_827_393,
+    "sashimi-diffwave-sc09": 23_470_971,
+    "sashimi-diffwave-small-sc09": 7_734_267,
 }
 
 
 @frozen(kw_only=True)
 class _Data:
     sample_len: int = 16000
+    train_on: str = "train"
 
 
 def registry() -> Registry:
@@ -81,3 +87,41 @@ def test_samplernn_presets_train_with_tbptt_and_clip_by_value() -> None:
         assert (config.train.grad_clip, config.train.grad_clip_algorithm) == (1.0, "value")
         assert config.train.batch_size == 128
     assert preset("samplernn-beethoven", reg).model.config.dequantize == "linear"
+
+
+def test_diffwave_presets_train_as_the_reference() -> None:
+    reg = registry()
+    for name in ("diffwave-sc09", "sashimi-diffwave-sc09", "sashimi-diffwave-small-uni-sc09"):
+        config = preset(name, reg)
+        diffusion = config.model.config
+        assert (diffusion.T, diffusion.beta_0, diffusion.beta_T) == (200, 1e-4, 0.02)
+        assert diffusion.step_embed == (128, 512, 512)
+        assert config.train.optimizer.name == "adam"
+        assert config.train.optimizer.lr == 2e-4
+        assert config.train.scheduler.name == "constant"
+        assert config.train.batch_size == 4
+        assert config.dataset.config.train_on == "all"  # no split, as the reference trains
+    uni = preset("sashimi-diffwave-small-uni-sc09", reg)
+    assert not uni.model.config.backbone.config.bidirectional
+    model = uni.model.build()
+    # The same network with one-channel kernels: the count of the small model less one
+    # C (2 x H x 32 complex) per layer's second direction.
+    assert sum(p.numel() for p in model.parameters()) == 7_488_507
+
+
+def test_a_partial_backbone_table_starts_from_the_models_own_backbone() -> None:
+    """``model.backbone.d_model=32`` on ``diffwave`` changes one field of its default
+    denoiser (DiffWave's SaShiMi), not of the ``sashimi`` backbone's generic defaults; naming
+    another backbone starts from that one's defaults."""
+    reg = registry()
+    base = {"model": {"name": "diffwave", "backbone": {"d_model": 32}}, "dataset": {"name": "sc09"}}
+    config = structure_run_config(merge_sources(base=base), reg)
+    backbone = config.model.config.backbone
+    assert backbone.name == "sashimi"
+    assert backbone.config.d_model == 32
+    assert (backbone.config.n_layers, backbone.config.bidirectional) == (6, True)
+    assert backbone.config.kernel.config.dt_transform == "exp"
+    base["model"]["backbone"] = {"name": "wavenet", "layers": 4}
+    other = structure_run_config(merge_sources(base=base), reg).model.config.backbone
+    assert other.name == "wavenet"
+    assert other.config.layers == 4

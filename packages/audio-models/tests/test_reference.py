@@ -226,7 +226,9 @@ def test_the_preset_is_inferred_from_a_released_key_list(name: str) -> None:
 
 
 def test_a_file_of_another_model_is_refused_naming_the_keys() -> None:
-    with pytest.raises(ReferenceFormatError, match=r"not a reference SaShiMi, WaveNet or Sample"):
+    with pytest.raises(
+        ReferenceFormatError, match=r"not a reference SaShiMi, WaveNet, SampleRNN or DiffWave"
+    ):
         detect_layout({"weight": torch.zeros(1)})
     state = torch.load(tiny_dir() / "sashimi_sc09_tiny.pt", weights_only=True)
     model = build_sashimi(SaShiMiModelConfig(d_model=16, n_layers=3, kernel=s4(d_state=8)))

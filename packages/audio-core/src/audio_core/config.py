@@ -112,7 +112,8 @@ class GenerateConfig:
 
     Writes ``n_samples * n_reps`` clips of ``l_sample`` samples in batches of ``n_batch``;
     with ``l_prefix > 0`` each continues the first ``l_prefix`` samples of one of the first
-    ``n_samples`` examples of ``split``.
+    ``n_samples`` examples of ``split``. ``steps`` is for diffusion models: reverse steps of a
+    respaced schedule (0: the model's full schedule); a model without that option refuses it.
     """
 
     n_samples: int = field(default=16, validator=v.gt(0))
@@ -124,6 +125,7 @@ class GenerateConfig:
     top_p: float = field(default=1.0, validator=[v.gt(0.0), v.le(1.0)])
     split: Split = field(default="val", validator=one_of(Split))
     seed: int = field(default=0, validator=v.ge(0))
+    steps: int = field(default=0, validator=v.ge(0))
 
     def __attrs_post_init__(self) -> None:
         if self.l_prefix >= self.l_sample:

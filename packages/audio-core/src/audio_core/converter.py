@@ -164,7 +164,7 @@ def _make_attrs_hook_factory(
         def structure(value: Any, _: type) -> Any:
             if not isinstance(value, Mapping):
                 raise ConfigValueError(f"expected a table, got {describe(value)}")
-            value = _default_part_names(value, cl)
+            value = _default_part_names(value, cl, converter)
             try:
                 return base(value, cl)
             except ClassValidationError as exc:
@@ -179,20 +179,27 @@ def _is_choice(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, Choice)
 
 
-def _default_part_names(value: Mapping[str, Any], cl: type) -> Mapping[str, Any]:
-    """A nested part table given without ``name`` (``model.kernel.d_state=32``) keeps the
-    name of the field's default part (``s4``)."""
+def _default_part_names(
+    value: Mapping[str, Any], cl: type, converter: Converter
+) -> Mapping[str, Any]:
+    """A nested part table given without ``name`` (``model.kernel.d_state=32``), or naming
+    the field's default part, starts from that default part and its settings (the given keys
+    override them): ``model.backbone.d_model=64`` keeps a DiffWave's bidirectional SaShiMi
+    bidirectional. A table naming another part starts from that part's own defaults."""
     filled: dict[str, Any] | None = None
     for a in attrs.fields(cl):
         given = value.get(a.name)
         if (
             _is_choice(a.type)
             and isinstance(given, Mapping)
-            and "name" not in given
             and isinstance(a.default, Choice)
+            and given.get("name", a.default.name) == a.default.name
         ):
             filled = dict(value) if filled is None else filled
-            filled[a.name] = {"name": a.default.name, **given}
+            base = (
+                converter.unstructure(a.default.config) if attrs.has(type(a.default.config)) else {}
+            )
+            filled[a.name] = {**base, **given, "name": a.default.name}
     return value if filled is None else filled
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError
 from .options import add_run_options
 from .specs import ENGINES, KINDS
+from .threads import THREADS_HELP, threads_argument
 
 if TYPE_CHECKING:
     from .commands import CommandContext
@@ -39,6 +40,9 @@ def _train(args: argparse.Namespace, ctx: CommandContext) -> int:
             )
         args.config = [resume / "config.toml"]
     config = ctx.resolve_config(args)
+    from .threads import set_threads
+
+    threads = set_threads(args.threads)
     with distributed():
         run_dir = resume if resume is not None else _shared_run_dir(default_run_dir(config))
         trainer = Trainer(
@@ -49,6 +53,7 @@ def _train(args: argparse.Namespace, ctx: CommandContext) -> int:
             reset_optimizer=args.reset_optimizer,
             progress=not args.quiet,
             out=ctx.stdout,
+            threads=threads,
         )
         return trainer.run()
 
@@ -90,6 +95,7 @@ def _generate(args: argparse.Namespace, ctx: CommandContext) -> int:
         progress=not args.quiet,
         out=ctx.stdout,
         engine=args.engine,
+        threads=args.threads,
     )
     return 0
 
@@ -108,9 +114,12 @@ def _test(args: argparse.Namespace, ctx: CommandContext) -> int:
     if not isinstance(ckpt["config"], dict):
         raise ConfigError([f"{checkpoint}: its 'config' is not a table"])
     config = ctx.resolve_config(args, base=ckpt["config"], base_origin=f"checkpoint {checkpoint}")
+    from .threads import set_threads
+
+    threads = set_threads(args.threads)
     report = score_checkpoint(ckpt, config, checkpoint=checkpoint, split=args.split,
                               batch_size=args.batch_size, max_batches=args.max_batches,
-                              progress=not args.quiet)  # fmt: skip
+                              progress=not args.quiet, threads=threads)  # fmt: skip
     if args.json:
         ctx.print(json.dumps(report, indent=2))
     else:
@@ -242,6 +251,8 @@ def register_core_commands(
         "saved state does not fit, e.g. after changing train.optimizer.name)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--threads", type=threads_argument, default=0, metavar="N",
+                       help=THREADS_HELP)  # fmt: skip
     train.set_defaults(handler=_train)
 
     generate = subparsers.add_parser(
@@ -250,8 +261,9 @@ def register_core_commands(
         description="Generate clips from a checkpoint as the SaShiMi reference's generate.py "
         "does: unconditionally, or continuing generate.l_prefix samples of the first "
         "generate.n_samples examples of generate.split, each generate.n_reps times. Writes "
-        "16-bit wavs named so that they sort by exact log-likelihood (lowest first) and a "
-        "manifest (JSON and CSV) of log-likelihoods, seeds and settings.",
+        "16-bit wavs named so that they sort by exact log-likelihood (lowest first; a "
+        "diffusion model's in generation order, with generate.steps for a shorter schedule) "
+        "and a manifest (JSON and CSV) of log-likelihoods, seeds and settings.",
         epilog="examples:\n  audio-run generate --checkpoint runs/R/checkpoints/best.pt\n"
         "  audio-run generate --checkpoint C.pt --output samples/ generate.n_samples=4 "
         "generate.l_sample=32000 generate.l_prefix=8000 generate.top_p=0.95",
@@ -273,6 +285,9 @@ def register_core_commands(
     )
     generate.add_argument("--force", action="store_true", help="replace an existing folder")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
+    generate.add_argument("--threads", type=threads_argument, default=0, metavar="N",
+                          help=THREADS_HELP + "; auto takes 1 to sample up to 16 clips at "
+                          "once on the CPU, one step at a time")  # fmt: skip
     generate.add_argument(
         "--engine",
         choices=ENGINES,
@@ -310,6 +325,8 @@ def register_core_commands(
                       help="stop after this many batches (0: the whole split)")  # fmt: skip
     test.add_argument("--json", action="store_true", help="print JSON instead of a table")
     test.add_argument("--quiet", action="store_true", help="no progress bar")
+    test.add_argument("--threads", type=threads_argument, default=0, metavar="N",
+                      help=THREADS_HELP)  # fmt: skip
     test.add_argument("overrides", nargs="*", default=[], metavar="dataset.KEY=VALUE",
                       help="override a dataset setting, e.g. dataset.root=data/sc09")  # fmt: skip
     test.set_defaults(handler=_test)

@@ -94,20 +94,21 @@ class Spec:
         Raises:
             TargetImportError: the module or attribute does not exist, or importing failed.
         """
-        module_name, _, qualname = self.target.partition(":")
+        return self._load(self.target)
+
+    def _load(self, target: str) -> Any:
+        module_name, _, qualname = target.partition(":")
         what = f"{self.kind[:-1]} {self.name!r}"
         try:
             obj: Any = importlib.import_module(module_name)
         except ImportError as exc:
-            raise TargetImportError(
-                f"cannot import target {self.target!r} of {what}: {exc}"
-            ) from exc
+            raise TargetImportError(f"cannot import target {target!r} of {what}: {exc}") from exc
         for part in qualname.split("."):
             try:
                 obj = getattr(obj, part)
             except AttributeError:
                 raise TargetImportError(
-                    f"cannot import target {self.target!r} of {what}: "
+                    f"cannot import target {target!r} of {what}: "
                     f"{module_name} has no attribute {qualname!r}"
                 ) from None
         return obj
@@ -122,9 +123,39 @@ class KernelSpec(Spec):
 
 @frozen(kw_only=True)
 class BackboneSpec(Spec):
-    """A sequence-to-sequence map ``(batch, length, d_model) -> (batch, length, d_model)``."""
+    """A sequence-to-sequence map ``(batch, length, d_model) -> (batch, length, d_model)``.
+
+    Attributes:
+        denoiser: optional second target, ``"package.module:callable"``, building the backbone
+            as a non-causal, step-conditioned denoiser for diffusion models (``diffwave``):
+            called as ``callable(config, step_dims=(in, mid, out))``, it returns a module
+            mapping a waveform batch ``(batch, 1, length)`` and diffusion steps ``(batch,)``
+            to the predicted noise ``(batch, 1, length)``. Empty: the backbone has no such
+            use, and a diffusion model refuses it by name.
+    """
 
     kind: ClassVar[Kind] = "backbones"
+
+    denoiser: str = ""
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        if self.denoiser and not TARGET_PATTERN.match(self.denoiser):
+            found.append(f"denoiser {self.denoiser!r} is not of the form 'package.module:callable'")
+        return found
+
+    def load_denoiser(self) -> Any:
+        """Import the ``denoiser`` target.
+
+        Raises:
+            TargetImportError: there is none, or it cannot be imported.
+        """
+        if not self.denoiser:
+            raise TargetImportError(
+                f"backbone {self.name!r} has no denoiser (a diffusion model needs a backbone "
+                "whose record sets one, e.g. sashimi or wavenet)"
+            )
+        return self._load(self.denoiser)
 
 
 def _engines(values: Iterable[str]) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from audio_core.config import one_of
 
 Quantization = Literal["mu-law", "linear"]
 Scheme = Literal["reference", "standard"]
+TrainOn = Literal["train", "all"]
 ResampleRule = Literal["resample", "refuse"]
 
 
@@ -42,10 +43,14 @@ class SC09Config(_AudioConfig):
             ``"standard"`` is the textbook rounding without scaling).
         sample_rate, resample: files at another rate are resampled (with a notice) or, with
             ``resample="refuse"``, rejected.
+        train_on: ``train`` (the training split) or ``all`` (every clip of every split, as
+            the DiffWave reference trains its unconditional SC09 models; validation and test
+            stay as they are).
     """
 
     root: str = "data/sc09"
     sample_len: int = field(default=16000, validator=v.gt(0))
+    train_on: TrainOn = field(default="train", validator=one_of(TrainOn))
 
 
 @frozen(kw_only=True)

@@ -220,6 +220,14 @@ def sc09_splits(root: Path) -> dict[str, list[tuple[Path, int]]]:
     return splits
 
 
+def _training_files(
+    splits: dict[str, list[tuple[Path, int]]], config: SC09Config
+) -> dict[str, list[tuple[Path, int]]]:
+    if config.train_on == "all":
+        return {**splits, "train": [item for s in SPLITS for item in splits[s]]}
+    return splits
+
+
 def _sc09(name: str, config: SC09Config) -> AudioData:
     encoding = Encoding(config.bits, config.quantization, config.scheme)
     splits = {
@@ -230,7 +238,7 @@ def _sc09(name: str, config: SC09Config) -> AudioData:
             resample=config.resample,
             encoding=encoding,
         )
-        for split, files in sc09_splits(Path(config.root)).items()
+        for split, files in _training_files(sc09_splits(Path(config.root)), config).items()
     }
     return AudioData(name, dict(splits), WORDS, config.sample_rate, config.sample_len, encoding)
 

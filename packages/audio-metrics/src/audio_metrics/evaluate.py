@@ -33,6 +33,11 @@ def read_loglik(folder: Path, names: Sequence[str]) -> NDArray[np.float64]:
         )
     try:
         clips = json.loads(manifest.read_text())["clips"]
+        if clips and all(c.get("log_likelihood") is None for c in clips):
+            raise MetricsError(
+                f"{manifest}: its samples have no likelihoods (a diffusion model's); evaluate "
+                "them without --threshold, as the non-autoregressive protocol does"
+            )
         by_name = {str(c["file"]): float(c["log_likelihood"]) for c in clips}
     except (ValueError, KeyError, TypeError) as exc:
         raise MetricsError(f"{manifest}: not a generation manifest ({exc})") from None

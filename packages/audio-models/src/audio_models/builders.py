@@ -7,18 +7,49 @@ built-in ones. The builders also attach the generation engines each model can us
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
-from ssm_kernels.block import S4Block
+from audio_core.specs import BackboneSpec
+from ssm_kernels.block import PairedS4Block, S4Block
 
-from .config import LMConfig, SampleRNNConfig, SaShiMiConfig, SaShiMiModelConfig, WaveNetConfig
+from .config import (
+    DiffWaveConfig,
+    LMConfig,
+    SampleRNNConfig,
+    SaShiMiConfig,
+    SaShiMiModelConfig,
+    WaveNetConfig,
+)
 from .fast.engine import COMPILED
 from .lm import BackboneLM
 from .samplernn import SampleRNN
 from .sashimi import SaShiMi
 from .wavenet import WaveNet
+
+
+def _s4_layer(config: SaShiMiConfig, width: int, length: int, *, transposed: bool) -> nn.Module:
+    """One S4 layer of a SaShiMi: an :class:`S4Block`, or with ``paired_kernels`` a
+    :class:`PairedS4Block` (two one-channel kernels)."""
+    kernel = config.kernel
+    if config.paired_kernels:
+        return PairedS4Block(
+            width,
+            kernel.build(d_model=width, l_max=length, channels=1),
+            kernel.build(d_model=width, l_max=length, channels=1),
+            dropout=config.dropout,
+            transposed=transposed,
+        )
+    return S4Block(
+        width,
+        kernel.build(d_model=width, l_max=length, channels=2 if config.bidirectional else 1),
+        bidirectional=config.bidirectional,
+        dropout=config.dropout,
+        transposed=transposed,
+        glu=config.glu,
+    )
 
 
 def build_sashimi_backbone(config: SaShiMiConfig) -> SaShiMi:
@@ -27,16 +58,9 @@ def build_sashimi_backbone(config: SaShiMiConfig) -> SaShiMi:
     Each tier's S4 blocks wrap a kernel built by the ``model.kernel`` record with
     ``d_model`` = the tier's width and ``l_max`` = its training length.
     """
-    kernel, channels = config.kernel, 2 if config.bidirectional else 1
 
     def block(width: int, length: int) -> nn.Module:
-        return S4Block(
-            width,
-            kernel.build(d_model=width, l_max=length, channels=channels),
-            bidirectional=config.bidirectional,
-            dropout=config.dropout,
-            glu=config.glu,
-        )
+        return _s4_layer(config, width, length, transposed=False)
 
     return SaShiMi(
         config.d_model,
@@ -115,3 +139,54 @@ def build_samplernn(config: SampleRNNConfig) -> SampleRNN:
         dequantize=config.dequantize,
         tbptt=config.tbptt,
     )
+
+
+# -- diffusion -----------------------------------------------------------------------------------
+def build_sashimi_denoiser(config: SaShiMiConfig, *, step_dims: Sequence[int]) -> nn.Module:
+    """SaShiMi as DiffWave's denoiser (the ``sashimi`` record's ``denoiser`` target): its S4
+    layers are transposed blocks, bidirectional unless ``bidirectional=false``."""
+    from .diffwave import SaShiMiDenoiser
+
+    if config.norm != "scalar":
+        raise ValueError("the SaShiMi denoiser uses the scalar norm; set norm = 'scalar'")
+
+    def layer(width: int, length: int) -> nn.Module:
+        return _s4_layer(config, width, length, transposed=True)
+
+    return SaShiMiDenoiser(
+        config.d_model,
+        n_layers=config.n_layers,
+        pool=config.pool,
+        expand=config.expand,
+        ff=config.ff,
+        unet=config.unet,
+        layer=layer,
+        step_dims=step_dims,
+        l_max=config.l_max,
+    )
+
+
+def build_wavenet_denoiser(config: WaveNetConfig, *, step_dims: Sequence[int]) -> nn.Module:
+    """DiffWave's WaveNet (the ``wavenet`` record's ``denoiser`` target): ``layers`` per
+    dilation cycle, ``blocks`` cycles, ``residual_channels`` and ``skip_channels`` wide."""
+    from .diffwave import WaveNetDenoiser
+
+    return WaveNetDenoiser(
+        res=config.residual_channels,
+        skip=config.skip_channels,
+        n_layers=config.layers * config.blocks,
+        cycle=config.layers,
+        kernel_size=config.kernel_size,
+        step_dims=step_dims,
+    )
+
+
+def build_diffwave(config: DiffWaveConfig) -> nn.Module:
+    """The ``diffwave`` model: the chosen backbone's denoiser inside the diffusion process."""
+    from .diffwave import DiffWave
+
+    spec = config.backbone.spec
+    if not isinstance(spec, BackboneSpec):
+        raise ValueError(f"backbone {config.backbone.name!r} has no record; structure the config")
+    denoiser = spec.load_denoiser()(config.backbone.config, step_dims=config.step_embed)
+    return DiffWave(denoiser, T=config.T, beta_0=config.beta_0, beta_T=config.beta_T)

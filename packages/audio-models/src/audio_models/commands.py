@@ -21,6 +21,7 @@ examples:
   audio-run checkpoint import sashimi_sc09.pt --output runs/imported/sashimi_sc09.pt
   audio-run checkpoint import wavenet_sc09.pt --preset wavenet-sc09 --output wavenet.pt --check
   audio-run generate --checkpoint runs/imported/sashimi_sc09.pt generate.n_samples=4
+  audio-run checkpoint import exp/sashimi/checkpoint/800000.pkl --output diffwave.pt
 
 The model's sizes are read off the file's shapes (and printed); the preset (given, or
 inferred from the model and its training length) supplies the dataset and training settings.
@@ -38,11 +39,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     actions = checkpoint.add_subparsers(dest="checkpoint_command", metavar="ACTION")
     imp = actions.add_parser(
         "import",
-        help="convert a state-spaces/s4 checkpoint (SaShiMi, WaveNet, SampleRNN)",
-        description="Read a checkpoint of the reference implementation (state-spaces/s4: "
-        "checkpoints/<model>_<dataset>.pt, either code version), map every key onto our "
-        "model and write one of our self-describing checkpoints, usable by generate, test "
-        "and train --resume's model loading.",
+        help="convert a reference checkpoint (SaShiMi, WaveNet, SampleRNN, DiffWave)",
+        description="Read a checkpoint of the reference implementations (state-spaces/s4: "
+        "checkpoints/<model>_<dataset>.pt, either code version; albertfgu/diffwave-sashimi: "
+        "<iteration>.pkl, master or checkpoints branch), map every key onto our model and "
+        "write one of our self-describing checkpoints, usable by generate, test and train "
+        "--resume's model loading.",
         epilog=_IMPORT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
@@ -58,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--check",
         action="store_true",
         help="also run the model in convolutional and recurrent mode on a short input and "
-        "report the largest difference (relative to the logits' RMS)",
+        "report the largest difference (relative to the logits' RMS; skipped for DiffWave, "
+        "which has no recurrent mode)",
     )
     imp.add_argument("--force", action="store_true", help="replace an existing OUT.pt")
     imp.add_argument(
@@ -86,6 +89,8 @@ def _read(path: Path) -> dict[str, Any]:
         ) from None
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]  # a Lightning .ckpt
+    if isinstance(data, dict) and isinstance(data.get("model_state_dict"), dict):
+        data = data["model_state_dict"]  # a DiffWave <iteration>.pkl
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise CheckpointError([f"{path}: not a state dict (a mapping of names to tensors)"])
     return data
@@ -182,7 +187,9 @@ def _import(args: argparse.Namespace, ctx: CommandContext) -> int:
         },
     )
     ctx.print(f"wrote {output} ({sum(p.numel() for p in model.parameters()):,} parameters)")
-    if args.check:
+    if args.check and not hasattr(model, "step"):
+        ctx.print("  check: skipped (a diffusion model has no recurrent mode to compare)")
+    elif args.check:
         error = conv_step_error(model, length=256)
         ctx.print(f"  check: recurrent vs convolutional logits differ by {error:.1e} of their RMS")
     return 0

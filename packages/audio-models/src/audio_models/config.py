@@ -48,6 +48,11 @@ class SaShiMiConfig:
         unet: the U-Net topology (layers on the way down too, skip connections between
             mirror layers; the reference's ``sashimi-sc09-unet``).
         bidirectional: non-causal S4 blocks and up-pools (for diffusion); no recurrent mode.
+        paired_kernels: with ``bidirectional``, each S4 layer has two kernels with their own
+            step sizes and a linear map from both directions' ``2 d_model`` channels (no GLU):
+            the layer of the reference's ``checkpoints`` branch, which made the paper's
+            released DiffWave files (``audio-run checkpoint import`` sets it for them).
+            Default: one kernel with two output channels (the reference's current layer).
         dropout: dropout inside the blocks.
         l_max: the training sequence length in samples (S4 tunes its kernel to each tier's).
         kernel: the S4 kernel of every block, a table with ``name`` (``s4``, ``s4d`` or any
@@ -63,9 +68,14 @@ class SaShiMiConfig:
     norm: NormKind = field(default="scalar", validator=one_of(NormKind))
     unet: bool = False
     bidirectional: bool = False
+    paired_kernels: bool = False
     dropout: float = field(default=0.0, validator=[v.ge(0.0), v.lt(1.0)])
     l_max: int = field(default=16000, validator=v.ge(1))
     kernel: KernelChoice = KernelChoice(name="s4", config=S4Config(), spec=S4)  # noqa: RUF009
+
+    def __attrs_post_init__(self) -> None:
+        if self.paired_kernels and not self.bidirectional:
+            raise ValueError("paired_kernels needs bidirectional = true (it pairs the directions)")
 
     @property
     def pool_product(self) -> int:
@@ -91,6 +101,7 @@ SASHIMI_BACKBONE = BackboneSpec(
     config_cls=SaShiMiConfig,
     target="audio_models.builders:build_sashimi_backbone",
     summary="SaShiMi: multi-scale S4 stack with pooling (sequence to sequence)",
+    denoiser="audio_models.builders:build_sashimi_denoiser",
 )
 
 
@@ -182,4 +193,64 @@ class SampleRNNConfig:
             raise ValueError(
                 f"tbptt ({self.tbptt}) must be a multiple of the top frame, "
                 f"prod(frame_sizes) = {top} (or 0)"
+            )
+
+
+#: The ``wavenet`` backbone record.
+WAVENET_BACKBONE = BackboneSpec(
+    name="wavenet",
+    config_cls=WaveNetConfig,
+    target="audio_models.builders:build_wavenet_backbone",
+    summary="WaveNet: dilated causal convolutions, gated activations",
+    denoiser="audio_models.builders:build_wavenet_denoiser",
+)
+
+#: DiffWave's SaShiMi (the paper's SaShiMi + DiffWave, 23.5 M weights in the reference's
+#: current layout): a bidirectional S4 U-Net, 6 layers per tier, per-channel S4 with exp steps.
+DIFFWAVE_SASHIMI = SaShiMiConfig(
+    d_model=128,
+    n_layers=6,
+    pool=(4, 4),
+    expand=2,
+    ff=2,
+    unet=True,
+    bidirectional=True,
+    l_max=16000,
+    kernel=KernelChoice(
+        name="s4", config=S4Config(d_state=64, n_ssm=0, dt_transform="exp"), spec=S4
+    ),
+)
+
+
+@frozen(kw_only=True)
+class DiffWaveConfig:
+    """The ``diffwave`` model: denoising diffusion of waveforms around any backbone that
+    has a denoiser (``sashimi``, ``wavenet``); the defaults are the paper's SaShiMi + DiffWave.
+
+    Attributes:
+        T, beta_0, beta_T: the linear noise schedule (200 steps, 1e-4 to 0.02).
+        step_embed: widths of the diffusion-step embedding: the sinusoid, then two swish
+            layers (128, 512, 512).
+        backbone: the denoiser, a table with ``name`` and the backbone's options. ``sashimi``
+            uses ``d_model``, ``n_layers``, ``pool``, ``expand``, ``ff``, ``unet``,
+            ``bidirectional``, ``glu``, ``dropout``, ``l_max`` and ``kernel``; ``wavenet``
+            uses ``residual_channels``, ``skip_channels``, ``layers`` (the dilation cycle),
+            ``blocks`` (cycles) and ``kernel_size`` (odd: DiffWave's 3).
+    """
+
+    T: int = field(default=200, validator=v.ge(1))
+    beta_0: float = field(default=1e-4, validator=[v.gt(0.0), v.lt(1.0)])
+    beta_T: float = field(default=0.02, validator=[v.gt(0.0), v.lt(1.0)])
+    step_embed: tuple[int, ...] = field(default=(128, 512, 512), validator=_positive_tuple)
+    backbone: BackboneChoice = BackboneChoice(  # noqa: RUF009 - frozen, shared safely
+        name="sashimi", config=DIFFWAVE_SASHIMI, spec=SASHIMI_BACKBONE
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.beta_0 > self.beta_T:
+            raise ValueError(f"beta_0 ({self.beta_0}) must not exceed beta_T ({self.beta_T})")
+        if len(self.step_embed) != 3 or self.step_embed[0] % 2 or self.step_embed[0] < 4:
+            raise ValueError(
+                "step_embed must be three widths, the first even and >= 4; got "
+                f"{list(self.step_embed)}"
             )

@@ -1,8 +1,9 @@
 """The ``sashimi-audio-models`` plugin, loaded through its ``audio_run`` entry point.
 
-It registers the ``sashimi`` and ``wavenet`` backbones, the ``sashimi``, ``lm``, ``wavenet``
-and ``samplernn`` models, the presets of the reference's experiments (``sashimi-sc09``, ...)
-and the ``audio-run checkpoint`` command. Only torch-free modules are imported here.
+It registers the ``sashimi`` and ``wavenet`` backbones, the ``sashimi``, ``lm``, ``wavenet``,
+``samplernn`` and ``diffwave`` models, the presets of the reference's experiments
+(``sashimi-sc09``, ...) and the ``audio-run checkpoint`` command. Only torch-free modules
+are imported here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from audio_core import BackboneSpec, ModelSpec, PresetSpec, hookimpl
 from . import commands
 from .config import (
     SASHIMI_BACKBONE,
+    WAVENET_BACKBONE,
+    DiffWaveConfig,
     LMConfig,
     SampleRNNConfig,
     SaShiMiModelConfig,
@@ -26,12 +29,7 @@ from .presets import PRESETS
 @hookimpl
 def register_backbones() -> Iterator[BackboneSpec]:
     yield SASHIMI_BACKBONE
-    yield BackboneSpec(
-        name="wavenet",
-        config_cls=WaveNetConfig,
-        target="audio_models.builders:build_wavenet_backbone",
-        summary="WaveNet: dilated causal convolutions, gated activations",
-    )
+    yield WAVENET_BACKBONE
 
 
 @hookimpl
@@ -61,6 +59,12 @@ def register_models() -> Iterator[ModelSpec]:
         config_cls=SampleRNNConfig,
         target="audio_models.builders:build_samplernn",
         summary="SampleRNN: frame-level GRU tiers over a sample-level MLP",
+    )
+    yield ModelSpec(
+        name="diffwave",
+        config_cls=DiffWaveConfig,
+        target="audio_models.builders:build_diffwave",
+        summary="DiffWave: denoising diffusion of waveforms (SaShiMi or WaveNet denoiser)",
     )
 
 

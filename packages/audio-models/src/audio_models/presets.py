@@ -133,6 +133,71 @@ def samplernn_beethoven() -> dict[str, Any]:
 
 
 #: name -> (function, one-line summary)
+# -- DiffWave (albertfgu/diffwave-sashimi, master: configs/model/*.yaml, experiment sc09) ------
+_DIFFWAVE_TRAIN = {
+    # the reference: Adam at 2e-4, constant, 4 clips per GPU, a checkpoint every 10k of 1M
+    # iterations; set train.batch_size to 4 x the GPUs it used for its global batch
+    "batch_size": 4,
+    "max_epochs": 1_000_000,
+    "max_steps": 1_000_000,
+    "optimizer": {"name": "adam", "lr": 2e-4, "weight_decay": 0.0},
+    "scheduler": {"name": "constant"},
+    "checkpoint_every": 10_000,
+    "val_every": 10_000,
+}
+# every SC09 clip, as the reference trains its unconditional models (no split)
+_DIFFWAVE_DATA = {"name": "sc09", "sample_len": 16000, "train_on": "all"}
+_DIFFWAVE_S4 = {"name": "s4", "d_state": 64, "n_ssm": 0, "dt_transform": "exp"}
+
+
+def _diffwave(backbone: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": {"name": "diffwave", "T": 200, "beta_0": 1e-4, "beta_T": 0.02,
+                  "step_embed": [128, 512, 512], "backbone": backbone},
+        "dataset": dict(_DIFFWAVE_DATA),
+        "train": dict(_DIFFWAVE_TRAIN),
+        "generate": {"n_samples": 16, "n_batch": 16, "l_sample": 16000},
+    }  # fmt: skip
+
+
+def _sashimi_denoiser(d_model: int, *, bidirectional: bool = True) -> dict[str, Any]:
+    return {"name": "sashimi", "d_model": d_model, "n_layers": 6, "pool": [4, 4], "expand": 2,
+            "ff": 2, "unet": True, "bidirectional": bidirectional, "glu": True,
+            "norm": "scalar", "l_max": 16000, "kernel": dict(_DIFFWAVE_S4)}  # fmt: skip
+
+
+def _wavenet_denoiser(res: int, skip: int, layers: int, blocks: int) -> dict[str, Any]:
+    return {"name": "wavenet", "residual_channels": res, "skip_channels": skip,
+            "layers": layers, "blocks": blocks, "kernel_size": 3}  # fmt: skip
+
+
+def diffwave_sc09() -> dict[str, Any]:
+    """DiffWave with its WaveNet on SC09 (36 layers, 256 channels, dilation cycle 12:
+    24,071,681 parameters, the reference's count)."""
+    return _diffwave(_wavenet_denoiser(256, 256, 12, 3))
+
+
+def diffwave_small_sc09() -> dict[str, Any]:
+    """Small DiffWave (30 layers, 128 residual / 256 skip channels, cycle 10: 6,827,393)."""
+    return _diffwave(_wavenet_denoiser(128, 256, 10, 3))
+
+
+def sashimi_diffwave_sc09() -> dict[str, Any]:
+    """DiffWave with a bidirectional SaShiMi (d_model 128, 6 layers per tier, pools 4 x 4,
+    U-Net: 23,470,971 parameters, the reference's master layout)."""
+    return _diffwave(_sashimi_denoiser(128))
+
+
+def sashimi_diffwave_small_sc09() -> dict[str, Any]:
+    """Small DiffWave + SaShiMi (d_model 64: 7,734,267 parameters, master layout)."""
+    return _diffwave(_sashimi_denoiser(64))
+
+
+def sashimi_diffwave_small_uni_sc09() -> dict[str, Any]:
+    """Small DiffWave + unidirectional SaShiMi (causal S4 kernels in a non-causal U-Net)."""
+    return _diffwave(_sashimi_denoiser(64, bidirectional=False))
+
+
 PRESETS: dict[str, tuple[str, str]] = {
     "sashimi-sc09": ("sashimi_sc09", "the paper's SaShiMi on SC09 (reference experiment)"),
     "sashimi-sc09-unet": ("sashimi_sc09_unet", "SaShiMi U-Net on SC09 (reference, Sept. 2022)"),
@@ -144,4 +209,15 @@ PRESETS: dict[str, tuple[str, str]] = {
     "samplernn-sc09": ("samplernn_sc09", "SampleRNN baseline on SC09, TBPTT (reference)"),
     "samplernn-youtubemix": ("samplernn_youtubemix", "SampleRNN on YouTubeMix, TBPTT (reference)"),
     "samplernn-beethoven": ("samplernn_beethoven", "SampleRNN on Beethoven, TBPTT (reference)"),
+    "diffwave-sc09": ("diffwave_sc09", "DiffWave (WaveNet denoiser) on SC09, 24.1 M (reference)"),
+    "diffwave-small-sc09": ("diffwave_small_sc09", "small DiffWave on SC09, 6.8 M (reference)"),
+    "sashimi-diffwave-sc09": ("sashimi_diffwave_sc09", "DiffWave + SaShiMi on SC09, 23.5 M"),
+    "sashimi-diffwave-small-sc09": (
+        "sashimi_diffwave_small_sc09",
+        "small DiffWave + SaShiMi on SC09, 7.7 M",
+    ),
+    "sashimi-diffwave-small-uni-sc09": (
+        "sashimi_diffwave_small_uni_sc09",
+        "small DiffWave + unidirectional SaShiMi on SC09",
+    ),
 }

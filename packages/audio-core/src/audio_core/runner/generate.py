@@ -29,6 +29,7 @@ from audio_core.io import check_replaceable, dumps_json, replacing_dir, write_wa
 from audio_core.protocols import IGNORE_INDEX
 from audio_core.registry import Registry
 from audio_core.specs import ModelSpec
+from audio_core.threads import ThreadChoice, set_threads
 
 from .checkpoint import check_finite, load_model_state
 
@@ -98,15 +99,32 @@ def sample(
     *,
     engine: str = "auto",
     progress: bool = True,
+    threads: ThreadChoice | None = None,
 ) -> Sampled:
-    """Generate per ``config.generate`` with a built, loaded ``model``."""
+    """Generate per ``config.generate`` with a built, loaded ``model`` (``threads``: the
+    choice made, printed with the engine)."""
     gen = config.generate
     device = next(model.parameters()).device
+    options: dict[str, Any] = {}
+    if gen.steps:
+        if "steps" not in tuple(getattr(model, "generate_options", ())):
+            raise TrainingError(
+                [f"generate.steps applies to diffusion models; {config.model.name!r} samples "
+                 "one step per sample"]
+            )  # fmt: skip
+        options["steps"] = gen.steps
+    check = getattr(model, "check_generate", None)
+    if check is not None:  # the model's own refusals, before any work
+        try:
+            check(prefix=gen.l_prefix > 0, temperature=gen.temperature, top_p=gen.top_p,
+                  engine=engine, **{"steps": 0, **options})  # fmt: skip
+        except ValueError as exc:
+            raise TrainingError([f"{config.model.name}: {exc}"]) from None
     prefix, sources = _prefixes(config, device)
     total = gen.n_samples * gen.n_reps
+    how = f"engine {engine}" + (f", {threads.line()}" if threads is not None else "")
     print(
-        f"generating {total} clips of {gen.l_sample} samples on {device} (engine {engine})",
-        file=sys.stderr,
+        f"generating {total} clips of {gen.l_sample} samples on {device} ({how})", file=sys.stderr
     )
     from tqdm import tqdm
 
@@ -119,23 +137,27 @@ def sample(
         desc="generate",
         disable=not progress,
     ) as bar:
-        result = model.generate(
-            total,
-            gen.l_sample,
-            prefix=prefix,
-            temperature=gen.temperature,
-            top_p=gen.top_p,
-            batch=gen.n_batch,
-            generator=generator,
-            progress=bar.update,
-            engine=engine,
-        )
+        try:
+            result = model.generate(
+                total,
+                gen.l_sample,
+                prefix=prefix,
+                temperature=gen.temperature,
+                top_p=gen.top_p,
+                batch=gen.n_batch,
+                generator=generator,
+                progress=bar.update,
+                engine=engine,
+                **options,
+            )
+        except ValueError as exc:  # a setting this model cannot honour
+            raise TrainingError([f"{config.model.name}: {exc}"]) from None
     seconds = time.perf_counter() - start
     used = str(getattr(result, "engine", "eager"))
-    print(f"engine: {used}", file=sys.stderr)
+    print(f"engine: {used}; threads: {torch.get_num_threads()}", file=sys.stderr)
     return Sampled(
         samples=result.samples.cpu(),
-        log_likelihood=result.log_likelihood.cpu(),
+        log_likelihood=torch.as_tensor(result.log_likelihood).cpu(),
         prefix_len=int(result.prefix_len),
         sources=sources,
         engine=used,
@@ -162,6 +184,7 @@ def _settings(
         "temperature": gen.temperature,
         "top_p": gen.top_p,
         "n_batch": gen.n_batch,
+        "steps": gen.steps,
         "engine": sampled.engine,
         "device": sampled.device,
         "seconds": sampled.seconds,
@@ -181,13 +204,25 @@ def write_samples(
     force: bool,
 ) -> list[dict[str, Any]]:
     """Write the wavs (ranked by log-likelihood, lowest first), ``codes.pt`` and the
-    manifests into ``output``, atomically; returns the manifest rows."""
+    manifests into ``output``, atomically; returns the manifest rows.
+
+    A model that generates waveforms without a likelihood (diffusion) gives float samples
+    and NaN likelihoods: its wavs keep the generation order, ``audio.pt`` holds the
+    waveforms and the manifest says there is no likelihood order."""
+    waveforms = sampled.samples.is_floating_point()
     loglik = sampled.log_likelihood
-    order = torch.argsort(loglik)  # lowest first, as the reference sorts
+    order = torch.arange(len(loglik)) if waveforms else torch.argsort(loglik)
     n_generated = sampled.samples.shape[1] - sampled.prefix_len
     rows: list[dict[str, Any]] = []
     with replacing_dir(output, force=force) as tmp:
         for rank, index in enumerate(order.tolist()):
+            if waveforms:
+                name = f"{rank:04d}.wav"
+                write_wav(tmp / name, sampled.samples[index], sample_rate)
+                rows.append({"file": name, "rank": rank, "index": index,
+                             "log_likelihood": None, "bits_per_sample": None,
+                             "prefix_example": None, "rep": None})  # fmt: skip
+                continue
             ll = float(loglik[index])
             name = f"{rank:04d}_ll{ll:+.3f}.wav"
             write_wav(tmp / name, table[sampled.samples[index]], sample_rate)
@@ -202,7 +237,13 @@ def write_samples(
                     "rep": index % n_reps if conditional else None,
                 }
             )
-        torch.save(sampled.samples[order].to(torch.int32), tmp / "codes.pt")
+        if waveforms:
+            torch.save(sampled.samples.float(), tmp / "audio.pt")
+            settings = {**settings, "order": "generation order: the model has no likelihood"}
+        else:
+            settings = {**settings, "order": "log-likelihood, lowest first"}
+        if not waveforms:
+            torch.save(sampled.samples[order].to(torch.int32), tmp / "codes.pt")
         manifest = {"settings": {**settings, "sample_rate": sample_rate}, "clips": rows}
         (tmp / "manifest.json").write_text(dumps_json(manifest, indent=2))
         buffer = io.StringIO()
@@ -224,9 +265,12 @@ def generate(
     progress: bool = True,
     out: TextIO | None = None,
     engine: str = "auto",
+    threads: int = 0,
 ) -> Path:
     """Generate per ``config.generate`` from a loaded checkpoint ``ckpt`` (read from
-    ``checkpoint``) into ``output``; returns it.
+    ``checkpoint``) into ``output``; returns it. ``threads`` as ``--threads`` (0: choose;
+    one for an autoregressive model sampling up to 16 clips at once on the CPU, whose steps
+    are too small to share).
 
     Raises:
         TrainingError: the output cannot be written, or the engine does not apply.
@@ -242,7 +286,10 @@ def generate(
     check_finite(model, checkpoint)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
-    sampled = sample(model, config, engine=engine, progress=progress)
+    stepwise = getattr(model, "input_kind", "codes") != "waveform"
+    serial = device.type == "cpu" and stepwise and config.generate.n_batch <= 16
+    choice = set_threads(threads, serial=serial)
+    sampled = sample(model, config, engine=engine, progress=progress, threads=choice)
     gen = config.generate
     settings = _settings(sampled, gen, config, checkpoint=str(checkpoint), step=ckpt.get("step"))
     write_samples(
@@ -255,10 +302,14 @@ def generate(
         output=output,
         force=force,
     )
+    listed = (
+        "no likelihoods (generation order)"
+        if sampled.samples.is_floating_point()
+        else f"log-likelihoods in {output / 'manifest.csv'}"
+    )
     print(
         f"wrote {gen.n_samples * gen.n_reps} clips to {output} "
-        f"({settings['samples_per_s']:,.0f} samples/s); "
-        f"log-likelihoods in {output / 'manifest.csv'}",
+        f"({settings['samples_per_s']:,.0f} samples/s); {listed}",
         file=out,
     )
     return output

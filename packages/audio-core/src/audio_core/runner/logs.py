@@ -65,13 +65,26 @@ class MetricsLog:
         write_text(self.path, "".join(dumps_json(r) + "\n" for r in kept))
 
 
+def _title(unit: str) -> str:
+    titles = {"mse": "noise-prediction MSE (epsilon)", "loss": "loss"}
+    return titles.get(unit, f"loss ({unit})")
+
+
 def loss_curve_svg(
-    records: Iterable[Mapping[str, Any]], *, width: int = 640, height: int = 360
+    records: Iterable[Mapping[str, Any]],
+    *,
+    width: int = 640,
+    height: int = 360,
+    unit: str = "loss",
 ) -> str:
-    """An SVG plot of training loss and validation NLL (bits per sample) against steps."""
+    """An SVG plot of training loss and validation NLL (bits per sample) against steps, or,
+    for a model with another objective (``train_loss`` / ``val_loss``: DiffWave's noise
+    MSE), of that, titled by its ``unit`` (the model's ``loss_unit``)."""
     records = list(records)
-    train = [(r["step"], r["train_bits"]) for r in records if r.get("train_bits") is not None]
-    val = [(r["step"], r["val_bits"]) for r in records if r.get("val_bits") is not None]
+    bits = any(r.get("train_bits") is not None or r.get("val_bits") is not None for r in records)
+    train_key, val_key = ("train_bits", "val_bits") if bits else ("train_loss", "val_loss")
+    train = [(r["step"], r[train_key]) for r in records if r.get(train_key) is not None]
+    val = [(r["step"], r[val_key]) for r in records if r.get(val_key) is not None]
     points = [p for p in train + val if math.isfinite(p[1])]
     pad = 48
     if not points:
@@ -94,7 +107,7 @@ def loss_curve_svg(
         [
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">',
             f'<rect width="{width}" height="{height}" fill="white"/>',
-            f'<text x="{pad}" y="20" {text}>bits per sample: '
+            f'<text x="{pad}" y="20" {text}>{"bits per sample" if bits else _title(unit)}: '
             "train (blue), validation (orange)</text>",
             f'<text x="4" y="{pad}" {text}>{y1:.3f}</text>',
             f'<text x="4" y="{height - pad}" {text}>{y0:.3f}</text>',

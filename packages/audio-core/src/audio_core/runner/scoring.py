@@ -20,6 +20,7 @@ import torch
 from audio_core.config import RunConfig
 from audio_core.errors import TrainingError
 from audio_core.protocols import missing_members
+from audio_core.threads import ThreadChoice, announce
 
 from .checkpoint import check_finite, load_model_state
 
@@ -80,8 +81,10 @@ def score_checkpoint(
     batch_size: int,
     max_batches: int = 0,
     progress: bool = True,
+    threads: ThreadChoice | None = None,
 ) -> dict[str, Any]:
-    """Build the checkpoint's model and dataset and score ``split``."""
+    """Build the checkpoint's model and dataset and score ``split`` (``threads``: printed as
+    the work starts)."""
     model = config.model.build()
     lacking = missing_members(model, ("score_tokens",))
     if lacking:
@@ -98,6 +101,8 @@ def score_checkpoint(
     except ValueError as exc:
         raise TrainingError([f"--split {split}: {exc}"]) from None
     total = len(dataset) if not max_batches else min(len(dataset), max_batches * batch_size)
+    if threads is not None:
+        announce(threads, quiet=not progress)
     from tqdm import tqdm
 
     with tqdm(total=total, desc=f"test {split}", unit="clip", disable=not progress,

@@ -36,6 +36,7 @@ from audio_core.optim import param_groups
 from audio_core.protocols import DATASET_MEMBERS, IGNORE_INDEX, MODEL_MEMBERS, missing_members
 from audio_core.registry import Registry
 from audio_core.resolve import to_toml, unstructure
+from audio_core.threads import ThreadChoice, announce
 from audio_core.versions import package_versions
 
 from .checkpoint import (
@@ -113,6 +114,25 @@ def _collate(batch: list[tuple[torch.Tensor, int]]) -> torch.Tensor:
     return torch.stack([codes for codes, _ in batch])
 
 
+class Waveforms(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):
+    """A split's waveforms (``split.audio(i)``, in ``[-1, 1]``) instead of its codes, for
+    models that declare ``input_kind = "waveform"`` (diffusion models)."""
+
+    def __init__(self, split: Any) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return torch.as_tensor(self.split.audio(index)).float(), int(self.split[index][1])
+
+
+def loss_unit(model: Any) -> str:
+    """``"nats"`` (an NLL, logged as bits per sample) or the model's own unit (``"mse"``)."""
+    return str(getattr(model, "loss_unit", "nats"))
+
+
 @define
 class TrainState:
     """Where a run is: what a checkpoint records besides the weights and RNG states."""
@@ -141,8 +161,10 @@ class Trainer:
         reset_optimizer: bool = False,
         progress: bool = True,
         out: TextIO | None = None,
+        threads: ThreadChoice | None = None,
     ) -> None:
         self.config, self.registry, self.run_dir = config, registry, run_dir
+        self.threads = threads
         self.resume, self.progress = resume, progress
         self.reset_optimizer = reset_optimizer
         self.restart = False  # --resume of a run that stopped before its first checkpoint
@@ -220,6 +242,14 @@ class Trainer:
             min_lr=cfg.scheduler.min_lr,
         )
         self.train_set, self.val_set = self.data.split("train"), self.data.split("val")
+        if getattr(self.model, "input_kind", "codes") == "waveform":
+            if not hasattr(self.train_set, "audio"):
+                raise _one(
+                    f"model {self.config.model.name!r} trains on waveforms, but dataset "
+                    f"{self.config.dataset.name!r}'s splits have no audio(i)"
+                )
+            self.train_set, self.val_set = Waveforms(self.train_set), Waveforms(self.val_set)
+        self.unit = loss_unit(self.model)
         self.n_batches = len(self.train_set) // cfg.batch_size
         if self.n_batches == 0:
             raise _one(
@@ -277,10 +307,25 @@ class Trainer:
         self.state = TrainState(**{k: ckpt[k] for k in asdict(TrainState())})
         self.good = (self.last, self.state.step)
         set_rng_state(ckpt["rng"])
+        self._same_threads(ckpt.get("threads"))
         self.schedule.apply(self.state.step)
         if self.main:
             self.log.truncate_after(self.state.step)
             print(f"resuming {self.run_dir} at step {self.state.step}", file=sys.stderr)
+
+    def _same_threads(self, saved: object) -> None:
+        """Take the thread count the run was trained with when ``--threads`` chose one itself:
+        sums over threads round differently, and a resume must continue bit for bit."""
+        if self.threads is None or not self.threads.auto or not isinstance(saved, int):
+            return
+        if saved != self.threads.threads:
+            torch.set_num_threads(saved)
+            self.threads = ThreadChoice(
+                saved,
+                f"as the run was trained so far, so that it resumes bit for bit; "
+                f"--threads N to change (now would be {self.threads.threads})",
+                auto=False,
+            )
 
     def _restore_optimizer(self, ckpt: dict[str, Any]) -> None:
         """The saved optimizer state (moments, step counts) under this run's settings: a
@@ -357,6 +402,8 @@ class Trainer:
     def _train(self) -> int:
         """The loop over epochs and batches; returns 0, or ``128 + signal`` when stopped."""
         cfg = self.config.train
+        if self.threads is not None and self.main:
+            announce(self.threads, quiet=not self.progress)
         self.bar = self._bar(self.total_steps, self.state.step)
         self.window: list[float] = []
         self.window_start = time.perf_counter()
@@ -397,9 +444,14 @@ class Trainer:
         tbptt = int(getattr(self.model, "tbptt", 0) or 0)
         if tbptt > 0:
             return self._step_tbptt(x, tbptt)
+        # a model that draws noise (diffusion) draws it for the whole global batch and keeps
+        # this rank's rows: the same numbers as one process on that batch
+        shard = (
+            {"shard": (self.rank, self.world)} if getattr(self.model, "shards_noise", False) else {}
+        )
         with self._autocast():
-            nats = self.train_model(x)
-        return self._update(nats.float() / math.log(2))
+            loss = self.train_model(x, **shard)
+        return self._update(loss.float() / math.log(2) if self.unit == "nats" else loss.float())
 
     def _step_tbptt(self, x: torch.Tensor, chunk: int) -> float:
         state: Any = None
@@ -421,7 +473,8 @@ class Trainer:
         return total / max(1, count)
 
     def _update(self, loss: torch.Tensor) -> float:
-        """Backward, clip and step on ``loss`` (bits); its value, averaged over ranks."""
+        """Backward, clip and step on ``loss`` (bits, or the model's unit); its value,
+        averaged over ranks."""
         if not torch.isfinite(loss):
             raise _one(
                 f"the training loss is {float(loss)} at step {self.state.step + 1}; stopping "
@@ -467,28 +520,33 @@ class Trainer:
         elapsed = time.perf_counter() - self.window_start
         samples = len(self.window) * self.config.train.batch_size * int(self.data.sample_len)
         rate = samples / max(elapsed, 1e-9)
+        key = "train_bits" if self.unit == "nats" else "train_loss"
         record = {
             "step": self.state.step,
             "epoch": epoch,
-            "train_bits": sum(self.window) / len(self.window),
+            key: sum(self.window) / len(self.window),
             "lr": self.optimizer.param_groups[0]["lr"],
             "samples_per_s": rate,
             "time": datetime.datetime.now().isoformat(timespec="seconds"),
         }
         if self.main:
             self.log.write(record)
-        self.bar.set_postfix(bits=f"{record['train_bits']:.3f}", samples_s=f"{rate:,.0f}")
+        shown = {"bits" if self.unit == "nats" else self.unit: f"{record[key]:.4g}"}
+        self.bar.set_postfix(**shown, samples_s=f"{rate:,.0f}")
         self.window, self.window_start = [], time.perf_counter()
 
     def _validate_and_checkpoint(self, epoch: int) -> None:
         val, accuracy = self._validate()
         self.schedule.validated(val)
         if self.main:
-            record: dict[str, Any] = {"step": self.state.step, "epoch": epoch, "val_bits": val}
+            key = "val_bits" if self.unit == "nats" else "val_loss"
+            record: dict[str, Any] = {"step": self.state.step, "epoch": epoch, key: val}
             if accuracy is not None:
                 record["val_accuracy"] = accuracy
             self.log.write(record)
-            write_text(self.run_dir / "loss_curve.svg", loss_curve_svg(self.log.read()))
+            write_text(
+                self.run_dir / "loss_curve.svg", loss_curve_svg(self.log.read(), unit=self.unit)
+            )
         if val < self.state.best_val:
             self.state.best_val = val
             self._checkpoint("best")
@@ -520,13 +578,21 @@ class Trainer:
                     nats, count = nats + scores.nats, count + scores.positions
                     correct += scores.correct[1]
                 else:
-                    loss: Any = self.model.loss(x)  # type: ignore[operator]
-                    total += float(loss.bits) * x.shape[0]
+                    loss: Any = self._val_loss(x, i)
+                    total += float(loss) * x.shape[0]
                     items += x.shape[0]
         self.model.train()
         if scorer is not None:
             return nats / max(1, count) / math.log(2), correct / max(1, count)
         return total / max(1, items), None
+
+    def _val_loss(self, x: torch.Tensor, index: int) -> float:
+        """One validation batch's loss: bits per sample, or (a model with its own unit) the
+        objective with the batch's own seeded noise, so every validation draws the same."""
+        if self.unit == "nats":
+            return float(self.model.loss(x).bits)  # type: ignore[operator]
+        generator = torch.Generator(device=x.device).manual_seed(1_000_003 + index)
+        return float(self.model.loss(x, generator=generator).value)  # type: ignore[operator]
 
     def _payload(self) -> dict[str, Any]:
         return {
@@ -535,6 +601,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             **asdict(self.state),
             "rng": rng_state(),
+            "threads": torch.get_num_threads(),  # reductions depend on it: resumes reuse it
             "config": unstructure(self.config),
             "versions": package_versions(),
             "decode_table": self.table,
@@ -594,13 +661,19 @@ class Trainer:
         if self.world > 1:
             self._check_ranks_agree()
         if self.main:
-            write_text(self.run_dir / "loss_curve.svg", loss_curve_svg(self.log.read()))
+            write_text(
+                self.run_dir / "loss_curve.svg", loss_curve_svg(self.log.read(), unit=self.unit)
+            )
             if self.config.train.sample_at_end:
                 self._sample_at_end()
+            if not math.isfinite(self.state.best_val):
+                best = "no validation ran (train.val_every sets how often)"
+            elif self.unit == "nats":
+                best = f"best validation NLL {self.state.best_val:.4f} bits per sample"
+            else:
+                best = f"best validation loss {self.state.best_val:.5g} ({self.unit})"
             print(
-                f"trained {self.state.step} steps; best validation NLL "
-                f"{self.state.best_val:.4f} bits per sample; run folder {self.run_dir}",
-                file=self.out,
+                f"trained {self.state.step} steps; {best}; run folder {self.run_dir}", file=self.out
             )
         return 0
 
