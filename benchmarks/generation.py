@@ -4,8 +4,10 @@ For each model preset (the paper's SC09 sizes), in its own fresh interpreter:
 
 - ``generate_b1`` / ``generate_b64``: ``--steps`` generation steps (eager recurrent mode,
   S4 ``linear`` step mode) at batch 1 and 64: steps per second and samples per second;
-- ``generate_b1_compiled`` / ``generate_b16_compiled`` (SaShiMi on the CPU): the same with
-  the fused C step of ``audio_models.fast`` (``audio-run generate --engine compiled``);
+- ``generate_b1_compiled`` / ``generate_b16_compiled``: the same with the model's
+  ``compiled`` engine (``audio_models.fast``, ``audio-run generate --engine compiled``:
+  the fused C steps of SaShiMi and WaveNet on the CPU, SampleRNN's folded step anywhere),
+  ``8 * --steps`` steps;
 - ``train``: one forward + backward of the teacher-forced loss at ``--batch`` x ``--length``
   samples: samples (tokens) per second;
 - ``peak_mib``: peak resident memory (CPU) or peak CUDA allocation.
@@ -66,9 +68,11 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
     for batch in (1, 64):
         steps = args.steps
 
-        def generate(batch: int = batch, steps: int = steps) -> None:
+        with torch.no_grad():  # outside the timing: WaveNet primes its queues here
+            state = model.default_state(batch, device=device)
+
+        def generate(batch: int = batch, steps: int = steps, state: Any = state) -> None:
             with torch.no_grad():
-                state = model.default_state(batch, device=device)
                 prev = torch.full((batch,), model.start_token, device=device)
                 for _ in range(steps):
                     logits, state = model.step(prev, state)
@@ -78,18 +82,17 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
         result["steps_per_s"] = round(steps / result["median_s"], 1)
         result["samples_per_s"] = result.pop("items_per_s")
         out[f"generate_b{batch}"] = result
-    if name.startswith("sashimi") and device.type == "cpu" and "compiled" in args.engines:
-        from audio_models.fast.engine import CompiledSaShiMi, CompiledStepper
-
+    spec = model.engines.get("compiled")
+    if spec is not None and "compiled" in args.engines and spec.auto(model, 1, device) is None:
         start = time.perf_counter()
-        layout = CompiledSaShiMi(model)  # compiles the C step on first use, then cached
+        factory = spec.prepare(model, 1, device)  # compiles a C step on first use, then cached
         out["compiled_setup_s"] = round(time.perf_counter() - start, 3)
         for batch in (1, 16):
             steps = args.steps * 8  # the compiled step is fast: time more of them
+            stepper = factory(batch)  # outside the timing, as the eager state
 
-            def compiled(batch: int = batch, steps: int = steps) -> None:
-                stepper = CompiledStepper(layout, batch)
-                prev = torch.full((batch,), model.start_token)
+            def compiled(batch: int = batch, steps: int = steps, stepper: Any = stepper) -> None:
+                prev = torch.full((batch,), model.start_token, device=device)
                 for _ in range(steps):
                     prev = stepper.step(prev).argmax(-1)
 
@@ -128,7 +131,8 @@ def main() -> None:
         nargs="+",
         default=["eager", "compiled"],
         choices=["eager", "compiled"],
-        help="generation engines to time (eager compiled); compiled: SaShiMi on the CPU",
+        help="generation engines to time (eager compiled); compiled: where --engine auto "
+        "would pick it (SaShiMi and WaveNet on the CPU, SampleRNN anywhere)",
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
     parser.add_argument("--case", help=argparse.SUPPRESS)

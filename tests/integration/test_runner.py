@@ -103,9 +103,10 @@ def test_a_resume_keeps_the_thread_count_it_was_trained_with(
     run(tmp_path, *TINY, f"dataset.root={data_root}", "train.max_steps=2", "output.name=t",
         "--threads=1")  # fmt: skip
     audio_run = str(Path(sys.executable).with_name("audio-run"))
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     resumed = subprocess.run(
         [audio_run, "train", "--resume", "runs/t", "train.max_steps=3"],
-        cwd=tmp_path, capture_output=True, text=True, env={k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"},
+        cwd=tmp_path, capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert "threads: 1 (as the run was trained so far, so that it resumes bit for bit" in (

@@ -293,8 +293,9 @@ def register_core_commands(
         choices=ENGINES,
         default="auto",
         help="how steps are computed: auto (default: the fastest the model supports here, "
-        "printed), eager (the model's own step, the reference path), compiled (SaShiMi on "
-        "the CPU: a fused C step built with the machine's C compiler)",
+        "printed), eager (the model's own step, the reference path), compiled (SaShiMi and "
+        "WaveNet on the CPU: a fused C step built with the machine's C compiler; SampleRNN: "
+        "its weights folded once)",
     )
     generate.add_argument(
         "overrides",

@@ -24,6 +24,8 @@ from .config import (
     WaveNetConfig,
 )
 from .fast.engine import COMPILED
+from .fast.samplernn import COMPILED_SAMPLERNN
+from .fast.wavenet import COMPILED_WAVENET
 from .lm import BackboneLM
 from .samplernn import SampleRNN
 from .sashimi import SaShiMi
@@ -78,7 +80,11 @@ def build_sashimi_backbone(config: SaShiMiConfig) -> SaShiMi:
 
 
 def _engines(backbone: nn.Module) -> dict[str, Any]:
-    return {"compiled": COMPILED} if isinstance(backbone, SaShiMi) else {}
+    if isinstance(backbone, SaShiMi):
+        return {"compiled": COMPILED}
+    if isinstance(backbone, WaveNet):
+        return {"compiled": COMPILED_WAVENET}
+    return {}
 
 
 def language_model(backbone: nn.Module, *, bits: int) -> BackboneLM:
@@ -129,8 +135,8 @@ def build_wavenet(config: WaveNetConfig) -> BackboneLM:
 
 
 def build_samplernn(config: SampleRNNConfig) -> SampleRNN:
-    """SampleRNN (target of the ``samplernn`` model record)."""
-    return SampleRNN(
+    """SampleRNN (target of the ``samplernn`` model record), with its compiled engine."""
+    model = SampleRNN(
         frame_sizes=config.frame_sizes,
         d_hidden=config.d_hidden,
         n_rnn=config.n_rnn,
@@ -139,6 +145,8 @@ def build_samplernn(config: SampleRNNConfig) -> SampleRNN:
         dequantize=config.dequantize,
         tbptt=config.tbptt,
     )
+    model.engines = {"compiled": COMPILED_SAMPLERNN}
+    return model
 
 
 # -- diffusion -----------------------------------------------------------------------------------

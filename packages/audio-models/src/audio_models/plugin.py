@@ -53,12 +53,14 @@ def register_models() -> Iterator[ModelSpec]:
         config_cls=WaveNetConfig,
         target="audio_models.builders:build_wavenet",
         summary="WaveNet: dilated causal convolutions, gated activations",
+        engines=("eager", "compiled"),
     )
     yield ModelSpec(
         name="samplernn",
         config_cls=SampleRNNConfig,
         target="audio_models.builders:build_samplernn",
         summary="SampleRNN: frame-level GRU tiers over a sample-level MLP",
+        engines=("eager", "compiled"),
     )
     yield ModelSpec(
         name="diffwave",

@@ -1,7 +1,8 @@
 """Fast generation engines: the same step as the eager model, computed another way.
 
-``engine.py`` holds ``compiled``: SaShiMi's whole sample step fused in C
-(``sashimi_step.c``), compiled on first use with the machine's C compiler. Engines are
-records (:class:`audio_models.sampling.EngineSpec`) the builders attach to the models they
-apply to; :func:`audio_models.sampling.generate` chooses among them.
+``engine.py`` holds SaShiMi's ``compiled`` engine (its whole sample step fused in C,
+``sashimi_step.c``) and the compiler cache every C step shares; ``wavenet.py`` WaveNet's
+(``wavenet_step.c``); ``samplernn.py`` SampleRNN's (its weights folded once, plain torch).
+Engines are records (:class:`audio_models.sampling.EngineSpec`) the builders attach to the
+models they apply to; :func:`audio_models.sampling.generate` chooses among them.
 """

@@ -79,20 +79,29 @@ def cpu_fingerprint() -> str:
     return "\n".join([platform.machine(), platform.processor(), *sorted(found.values())])
 
 
-_LIBRARIES: dict[str, ctypes.CDLL] = {}
+_LIBRARIES: dict[tuple[str, str], ctypes.CDLL] = {}
 WEIGHTS = {"float": np.float32, "double": np.float64}
 
 
-def load_library(weight: str = "double") -> ctypes.CDLL:
-    """The compiled step with weights stored as ``weight`` (``float`` or ``double``), built on
-    first use (about a second) and cached by source hash, compiler and flags.
+_SASHIMI_ARGS = [
+    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+    ctypes.c_int64, ctypes.c_int64, ctypes.c_double,
+]  # fmt: skip
+
+
+def load_library(
+    weight: str = "double", *, name: str = "sashimi_step", argtypes: list[Any] | None = None
+) -> ctypes.CDLL:
+    """The compiled step ``name`` (``fast/<name>.c``, exporting the function ``name``) with
+    weights stored as ``weight`` (``float`` or ``double``), built on first use (about a
+    second) and cached by source hash, compiler and flags.
 
     Raises:
         EngineUnavailable: no C compiler, or compiling failed (the message has its output).
     """
-    if weight in _LIBRARIES:
-        return _LIBRARIES[weight]
-    source = resources.files("audio_models.fast").joinpath("sashimi_step.c").read_bytes()
+    if (name, weight) in _LIBRARIES:
+        return _LIBRARIES[name, weight]
+    source = resources.files("audio_models.fast").joinpath(f"{name}.c").read_bytes()
     compiler = find_compiler()
     if compiler is None:
         raise EngineUnavailable("no C compiler found (set CC, or install cc/gcc/clang)")
@@ -101,23 +110,21 @@ def load_library(weight: str = "double") -> ctypes.CDLL:
         b"\0".join([source, compiler.encode(), " ".join(_FLAGS).encode(), define.encode(),
                      cpu_fingerprint().encode()])
     ).hexdigest()[:16]  # fmt: skip
-    target = cache_dir() / f"sashimi_step-{weight}-{key}.so"
+    target = cache_dir() / f"{name}-{weight}-{key}.so"
     if not target.is_file():
         _compile(compiler, source, define, target)
     library = ctypes.CDLL(str(target))
-    library.sashimi_step.restype = ctypes.c_int
-    library.sashimi_step.argtypes = [
-        ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-        ctypes.c_int64, ctypes.c_int64, ctypes.c_double,
-    ]  # fmt: skip
-    _LIBRARIES[weight] = library
+    function = getattr(library, name)
+    function.restype = ctypes.c_int
+    function.argtypes = argtypes if argtypes is not None else _SASHIMI_ARGS
+    _LIBRARIES[name, weight] = library
     return library
 
 
 def _compile(compiler: str, source: bytes, define: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        src = Path(tmp) / "sashimi_step.c"
+        src = Path(tmp) / "step.c"
         src.write_bytes(source)
         out = Path(tmp) / "lib.so"
         result = None
