@@ -287,7 +287,13 @@ def generate(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
     stepwise = getattr(model, "input_kind", "codes") != "waveform"
-    serial = device.type == "cpu" and stepwise and config.generate.n_batch <= 16
+    # One sequence at a time is serial work (tiny steps; the compiled steps split batches of
+    # two or more across the threads).
+    serial = (
+        device.type == "cpu"
+        and stepwise
+        and min(config.generate.n_batch, config.generate.n_samples) == 1
+    )
     choice = set_threads(threads, serial=serial)
     sampled = sample(model, config, engine=engine, progress=progress, threads=choice)
     gen = config.generate

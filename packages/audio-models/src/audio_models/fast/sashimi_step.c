@@ -5,7 +5,9 @@
  * (float64 models then match their eager step to 1e-9). The control flow mirrors
  * SaShiMi.step in audio_models/sashimi.py: the outer tier runs every sample, tier i + 1 once
  * tier i has filled a frame of p_i samples, and its up-pooled output is used one frame later;
- * the skip connections are the reference's (SaShiMi or its U-Net).
+ * the skip connections are the reference's (SaShiMi or its U-Net). The whole batch goes
+ * through each layer together, so every weight row is read once per step for all sequences
+ * (the recurrences run per sequence); the Python side may split a batch across threads.
  *
  * Layout (int64 `plan`): a header of HEAD ints, then TIER ints per tier, then LAYER ints per
  * residual layer; offsets point into `w` (weights, matrices stored transposed: in x out; the
@@ -41,18 +43,26 @@ enum { SCALAR_NORM = 0, LAYER_NORM = 1 };
 typedef struct {
     const weight_t *w;
     const int64_t *plan;
-    double *state;
+    double *state;   /* nb sequences' states, `size` doubles each */
+    int64_t nb, size;
     double eps;
 } ctx_t;
 
-/* y[o] = b[o] + sum_i x[i] * wt[i * n_out + o]: column sweeps vectorise without reassociation */
+/* For each of n rows r: y[r ys + o] = b[o] + sum_i x[r xs + i] * wt[i * n_out + o]. The
+ * weight row i is read once for all rows (from cache after the first), so a batch costs one
+ * pass over the weights; column sweeps vectorise without reassociation. */
 static void linear(const weight_t *restrict wt, const weight_t *restrict b,
-                   const double *restrict x, double *restrict y, int64_t n_in, int64_t n_out) {
-    for (int64_t o = 0; o < n_out; o++) y[o] = b[o];
+                   const double *restrict x, int64_t xs, double *restrict y, int64_t ys,
+                   int64_t n, int64_t n_in, int64_t n_out) {
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t o = 0; o < n_out; o++) y[r * ys + o] = b[o];
     for (int64_t i = 0; i < n_in; i++) {
-        const double xi = x[i];
         const weight_t *restrict row = wt + i * n_out;
-        for (int64_t o = 0; o < n_out; o++) y[o] += xi * row[o];
+        for (int64_t r = 0; r < n; r++) {
+            const double xi = x[r * xs + i];
+            double *restrict yr = y + r * ys;
+            for (int64_t o = 0; o < n_out; o++) yr[o] += xi * row[o];
+        }
     }
 }
 
@@ -209,39 +219,48 @@ static void ssm_dplr1(const int64_t *L, const weight_t *q, double *st, const dou
     }
 }
 
-/* x <- x + layer(norm(x)); an S4 state is updated in place. */
-static void residual(const ctx_t *c, const int64_t *L, double *x, double *st) {
-    const int64_t H = L[L_H];
+/* Each of the nb rows of x (width H): x <- x + layer(norm(x)); S4 states updated in place. */
+static void residual(const ctx_t *c, const int64_t *L, double *x) {
+    const int64_t H = L[L_H], nb = c->nb;
     const weight_t *w = c->w;
-    double u[H];
-    if (L[L_NORM] == SCALAR_NORM)
-        scalar_norm(x, w + L[L_N1], w + L[L_N2], u, H);
-    else
-        layer_norm(x, w + L[L_N1], w + L[L_N2], u, H, c->eps);
+    double u[nb * H];
+    for (int64_t r = 0; r < nb; r++) {
+        if (L[L_NORM] == SCALAR_NORM)
+            scalar_norm(x + r * H, w + L[L_N1], w + L[L_N2], u + r * H, H);
+        else
+            layer_norm(x + r * H, w + L[L_N1], w + L[L_N2], u + r * H, H, c->eps);
+    }
     if (L[L_KIND] == FEEDFORWARD) {
         const int64_t F = L[L_M];
-        double f[F], o[H];
-        linear(w + L[L_SSM], w + L[L_D], u, f, H, F);
-        for (int64_t i = 0; i < F; i++) f[i] = gelu(f[i]);
-        linear(w + L[L_OUT_W], w + L[L_OUT_B], f, o, F, H);
-        for (int64_t h = 0; h < H; h++) x[h] += o[h];
+        double f[nb * F], o[nb * H];
+        linear(w + L[L_SSM], w + L[L_D], u, H, f, F, nb, H, F);
+        for (int64_t i = 0; i < nb * F; i++) f[i] = gelu(f[i]);
+        linear(w + L[L_OUT_W], w + L[L_OUT_B], f, F, o, H, nb, F, H);
+        for (int64_t i = 0; i < nb * H; i++) x[i] += o[i];
         return;
     }
-    double y[H], o[2 * H];
-    if (L[L_KIND] == DPLR && L[L_RANK] == 1)
-        ssm_dplr1(L, w + L[L_SSM], st + L[L_STATE], u, y);
-    else if (L[L_KIND] == DPLR)
-        ssm_dplr(L, w + L[L_SSM], st + L[L_STATE], u, y);
-    else
-        ssm_diagonal(L, w + L[L_SSM], st + L[L_STATE], u, y);
+    double y[nb * H], o[nb * 2 * H];
+    for (int64_t r = 0; r < nb; r++) {
+        double *st = c->state + r * c->size + L[L_STATE];
+        if (L[L_KIND] == DPLR && L[L_RANK] == 1)
+            ssm_dplr1(L, w + L[L_SSM], st, u + r * H, y + r * H);
+        else if (L[L_KIND] == DPLR)
+            ssm_dplr(L, w + L[L_SSM], st, u + r * H, y + r * H);
+        else
+            ssm_diagonal(L, w + L[L_SSM], st, u + r * H, y + r * H);
+    }
     const weight_t *D = w + L[L_D];
-    for (int64_t h = 0; h < H; h++) y[h] = gelu(y[h] + D[h] * u[h]);
+    for (int64_t r = 0; r < nb; r++)
+        for (int64_t h = 0; h < H; h++) y[r * H + h] = gelu(y[r * H + h] + D[h] * u[r * H + h]);
     if (L[L_GLU]) {
-        linear(w + L[L_OUT_W], w + L[L_OUT_B], y, o, H, 2 * H);
-        for (int64_t h = 0; h < H; h++) x[h] += o[h] / (1.0 + exp(-o[H + h]));
+        linear(w + L[L_OUT_W], w + L[L_OUT_B], y, H, o, 2 * H, nb, H, 2 * H);
+        for (int64_t r = 0; r < nb; r++) {
+            const double *orow = o + r * 2 * H;
+            for (int64_t h = 0; h < H; h++) x[r * H + h] += orow[h] / (1.0 + exp(-orow[H + h]));
+        }
     } else {
-        linear(w + L[L_OUT_W], w + L[L_OUT_B], y, o, H, H);
-        for (int64_t h = 0; h < H; h++) x[h] += o[h];
+        linear(w + L[L_OUT_W], w + L[L_OUT_B], y, H, o, H, nb, H, H);
+        for (int64_t i = 0; i < nb * H; i++) x[i] += o[i];
     }
 }
 
@@ -249,67 +268,75 @@ static const int64_t *layer_at(const ctx_t *c, int64_t l) {
     return c->plan + HEAD + c->plan[H_TIERS] * TIER + l * LAYER;
 }
 
-static void run(const ctx_t *c, int64_t first, int64_t n, double *x, double *st) {
-    for (int64_t l = first; l < first + n; l++) residual(c, layer_at(c, l), x, st);
+static void run(const ctx_t *c, int64_t first, int64_t n, double *x) {
+    for (int64_t l = first; l < first + n; l++) residual(c, layer_at(c, l), x);
 }
 
-/* Tier i at its time t: h (the tier's input, width d) -> the tier's output, in place. */
-static void tier(const ctx_t *c, int64_t i, double *h, int64_t t, double *st) {
+/* Tier i at its time t: h (nb rows, the tier's input of width d) -> the tier's output, in
+ * place. Sequence r's frame buffers live in its own state block. */
+static void tier(const ctx_t *c, int64_t i, double *h, int64_t t) {
     const int64_t *P = c->plan;
+    const int64_t nb = c->nb;
     if (i == P[H_TIERS]) {  /* the centre: its input is added back to its output */
         const int64_t d = layer_at(c, P[H_FCENTER])[L_H];
-        double in[d];
-        memcpy(in, h, (size_t)d * sizeof(double));
-        run(c, P[H_FCENTER], P[H_NCENTER], h, st);
-        for (int64_t k = 0; k < d; k++) h[k] += in[k];
+        double in[nb * d];
+        memcpy(in, h, (size_t)(nb * d) * sizeof(double));
+        run(c, P[H_FCENTER], P[H_NCENTER], h);
+        for (int64_t k = 0; k < nb * d; k++) h[k] += in[k];
         return;
     }
     const int64_t *T = P + HEAD + i * TIER;
     const int64_t d = T[T_D], p = T[T_P], e = T[T_E], slot = t % p, n = T[T_NDOWN];
-    double *down = st + T[T_BUF], *up = down + p * d;
-    double skips[(n + 1) * d];  /* the input of every down layer, then the pool's input */
-    memcpy(skips, h, (size_t)d * sizeof(double));
+    const int64_t nd = nb * d;
+    double *down0 = c->state + T[T_BUF], *up0 = down0 + p * d;  /* sequence r: + r * size */
+    double skips[(n + 1) * nd];  /* the input of every down layer, then the pool's input */
+    memcpy(skips, h, (size_t)nd * sizeof(double));
     for (int64_t l = 0; l < n; l++) {
-        residual(c, layer_at(c, T[T_FDOWN] + l), h, st);
-        memcpy(skips + (l + 1) * d, h, (size_t)d * sizeof(double));
+        residual(c, layer_at(c, T[T_FDOWN] + l), h);
+        memcpy(skips + (l + 1) * nd, h, (size_t)nd * sizeof(double));
     }
-    double out[d], sum[d];
-    for (int64_t k = 0; k < d; k++) out[k] = sum[k] = up[slot * d + k] + h[k];
+    double out[nd], sum[nd];
+    for (int64_t r = 0; r < nb; r++) {
+        const double *up = up0 + r * c->size + slot * d;
+        for (int64_t k = 0; k < d; k++) out[r * d + k] = sum[r * d + k] = up[k] + h[r * d + k];
+    }
     if (P[H_UNET]) {
         for (int64_t l = 0; l < T[T_NUP]; l++) {
-            residual(c, layer_at(c, T[T_FUP] + l), out, st);
-            const double *skip = skips + (n - 1 - l) * d;
-            for (int64_t k = 0; k < d; k++) out[k] += skip[k];
+            residual(c, layer_at(c, T[T_FUP] + l), out);
+            const double *skip = skips + (n - 1 - l) * nd;
+            for (int64_t k = 0; k < nd; k++) out[k] += skip[k];
         }
     } else {
-        run(c, T[T_FUP], T[T_NUP], out, st);
-        for (int64_t k = 0; k < d; k++) out[k] += sum[k];
+        run(c, T[T_FUP], T[T_NUP], out);
+        for (int64_t k = 0; k < nd; k++) out[k] += sum[k];
     }
-    memcpy(down + slot * d, h, (size_t)d * sizeof(double));
+    for (int64_t r = 0; r < nb; r++)
+        memcpy(down0 + r * c->size + slot * d, h + r * d, (size_t)d * sizeof(double));
     if (slot == p - 1) {  /* a frame is complete: the coarser tier takes one step */
-        double inner[e];
-        linear(c->w + T[T_DP_W], c->w + T[T_DP_B], down, inner, p * d, e);
-        tier(c, i + 1, inner, t / p, st);
-        linear(c->w + T[T_UP_W], c->w + T[T_UP_B], inner, up, e, p * d);
+        double inner[nb * e];
+        linear(c->w + T[T_DP_W], c->w + T[T_DP_B], down0, c->size, inner, e, nb, p * d, e);
+        tier(c, i + 1, inner, t / p);
+        linear(c->w + T[T_UP_W], c->w + T[T_UP_B], inner, e, up0, c->size, nb, e, p * d);
     }
-    memcpy(h, out, (size_t)d * sizeof(double));
+    memcpy(h, out, (size_t)nd * sizeof(double));
 }
 
-/* One step for `batch` sequences at time t: tokens (batch) -> logits (batch x classes). */
+/* One step for `batch` sequences at time t: tokens (batch) -> logits (batch x classes), the
+ * batch going through each layer together (each weight read once per step). */
 int sashimi_step(const weight_t *w, const int64_t *plan, double *state, const int64_t *tokens,
                  double *logits, int64_t batch, int64_t t, double eps) {
-    const int64_t d = plan[H_DMODEL], classes = plan[H_CLASSES], size = plan[H_STATE];
-    ctx_t c = {w, plan, state, eps};
-    double h[plan[H_MAXW]], y[d];
+    const int64_t d = plan[H_DMODEL], classes = plan[H_CLASSES];
+    for (int64_t b = 0; b < batch; b++)
+        if (tokens[b] < 0 || tokens[b] >= classes) return 1;
+    const ctx_t c = {w, plan, state, batch, plan[H_STATE], eps};
+    double h[batch * d], y[batch * d];
     for (int64_t b = 0; b < batch; b++) {
-        const int64_t token = tokens[b];
-        if (token < 0 || token >= classes) return 1;
-        double *st = state + b * size;
-        const weight_t *emb = w + plan[H_EMB] + token * d;
-        for (int64_t k = 0; k < d; k++) h[k] = emb[k];
-        tier(&c, 0, h, t, st);
-        layer_norm(h, w + plan[H_NORM_W], w + plan[H_NORM_B], y, d, eps);
-        linear(w + plan[H_HEAD_W], w + plan[H_HEAD_B], y, logits + b * classes, d, classes);
+        const weight_t *emb = w + plan[H_EMB] + tokens[b] * d;
+        for (int64_t k = 0; k < d; k++) h[b * d + k] = emb[k];
     }
+    tier(&c, 0, h, t);
+    for (int64_t b = 0; b < batch; b++)
+        layer_norm(h + b * d, w + plan[H_NORM_W], w + plan[H_NORM_B], y + b * d, d, eps);
+    linear(w + plan[H_HEAD_W], w + plan[H_HEAD_B], y, d, logits, classes, batch, d, classes);
     return 0;
 }

@@ -11,7 +11,8 @@ tokens), so the logits equal the eager step's to float32 rounding for float32 mo
 to 1e-4 of their RMS) and to 1e-9 for float64 models.
 
 :data:`COMPILED_WAVENET` is the engine record the builders attach to WaveNet language models;
-``--engine auto`` picks it on the CPU for batches up to :data:`WAVENET_MAX_BATCH`.
+``--engine auto`` picks it on the CPU for batches up to 64 (the largest batch it was
+measured faster at; batches split across threads as SaShiMi's).
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from audio_models.fast.engine import WEIGHTS, find_compiler, load_library
-from audio_models.sampling import EngineSpec, EngineUnavailable, Stepper, StepperFactory
+from audio_models.fast.engine import WEIGHTS, SplitStepper, c_step_engine, load_library
+from audio_models.sampling import EngineUnavailable
 
-#: Above this batch the eager step's float32 matrix products beat the C loop.
-WAVENET_MAX_BATCH = 16
 HEAD, LAYER = 16, 8
 
 _ARGS = [ctypes.c_void_p] * 6 + [ctypes.c_int64, ctypes.c_int64]
@@ -98,12 +97,13 @@ class CompiledWaveNet:
         self.library = load_library(weight, name="wavenet_step", argtypes=_ARGS)
 
 
-class CompiledWaveNetStepper(Stepper):
-    """One batch: the queues start from the eager model's primed state."""
+class CompiledWaveNetStepper(SplitStepper):
+    """One batch: the queues start from the eager model's primed state; ``workers`` threads
+    (default ``torch.get_num_threads()``, at most one per sequence)."""
 
-    def __init__(self, compiled: CompiledWaveNet, batch: int) -> None:
+    def __init__(self, compiled: CompiledWaveNet, batch: int, workers: int | None = None) -> None:
+        super().__init__(batch, workers, compiled.classes)
         self.c = compiled
-        self.batch = batch
         primed = compiled.model.default_state(batch, device=torch.device("cpu"))
         self.t = int(primed.t)
         self.state = np.concatenate(
@@ -118,42 +118,26 @@ class CompiledWaveNetStepper(Stepper):
         self.tokens = np.zeros(batch, dtype=np.int64)
         self.logits = torch.zeros(batch, compiled.classes, dtype=torch.float64)
 
-    def step(self, prev: Tensor) -> Tensor:
-        self.tokens[:] = prev.detach().cpu().numpy()
-        status = self.c.library.wavenet_step(
-            self.c.weights.ctypes.data,
-            self.c.plan.ctypes.data,
-            self.state.ctypes.data,
-            self.scratch.ctypes.data,
-            self.tokens.ctypes.data,
-            self.logits.data_ptr(),
-            self.batch,
+    def _call(self, lo: int, hi: int) -> int:
+        c = self.c
+        status: int = c.library.wavenet_step(
+            c.weights.ctypes.data,
+            c.plan.ctypes.data,
+            self.state.ctypes.data + lo * self.state.strides[0],
+            self.scratch.ctypes.data + lo * c.scratch_width * self.scratch.itemsize,
+            self.tokens.ctypes.data + lo * self.tokens.strides[0],
+            self.logits.data_ptr() + lo * c.classes * self.logits.element_size(),
+            hi - lo,
             self.t,
         )
-        if status != 0:
-            raise ValueError(f"a token is outside [0, {self.c.classes - 1}]")
+        return status
+
+    def step(self, prev: Tensor) -> Tensor:
+        self.tokens[:] = prev.detach().cpu().numpy()
+        self._run_parts(self._call)
         self.t += 1
         return self.logits.to(self.c.dtype, copy=True)
 
 
-def _prepare(model: Any, batch: int, device: torch.device) -> StepperFactory:
-    if device.type != "cpu":
-        raise EngineUnavailable(f"the compiled engine runs on the CPU; the model is on {device}")
-    compiled = CompiledWaveNet(model)
-    return lambda size: CompiledWaveNetStepper(compiled, size)
-
-
-def _auto(model: Any, batch: int, device: torch.device) -> str | None:
-    if device.type != "cpu":
-        return f"no fused step for {device.type} yet"
-    if batch > WAVENET_MAX_BATCH:
-        return f"batch {batch} > {WAVENET_MAX_BATCH}: batched eager steps are faster"
-    if find_compiler() is None:
-        return "no C compiler found (set CC, or install cc/gcc/clang)"
-    return None
-
-
 #: The engine record the builders attach to WaveNet language models.
-COMPILED_WAVENET = EngineSpec(
-    name="compiled", label="compiled (fused C step)", prepare=_prepare, auto=_auto
-)
+COMPILED_WAVENET = c_step_engine(CompiledWaveNet, CompiledWaveNetStepper)
