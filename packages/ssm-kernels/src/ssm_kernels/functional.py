@@ -238,9 +238,11 @@ def dplr_kernel(
     right = torch.cat([*rights, P], dim=0)  # (n_in + r, H, M)
     left = torch.cat([C_tilde, Q.conj()], dim=0)  # (C + r, H, M)
     v = left.unsqueeze(1) * right.unsqueeze(0)  # (C + r, n_in + r, H, M)
-    if truncation_gap(Lambda, dt, L) > MIN_TRUNCATION_GAP:
+    # The choice reads the parameters' values, which a traced graph (torch.compile with
+    # fullgraph=True) cannot branch on: traced, the direct sums are always right.
+    if not torch.compiler.is_compiling() and truncation_gap(Lambda, dt, L) > MIN_TRUNCATION_GAP:
         r_all = cauchy_roots_conj(v, Lambda, dt, L)  # (C + r, n_in + r, H, Lf), each / (1 + z)
-    else:  # some mode barely decays over L steps: evaluate the Cauchy sums directly
+    else:  # some mode barely decays over L steps (or traced): the Cauchy sums directly
         numer = ((2.0 / dt.double()).unsqueeze(-1) * (1 - z)).to(Lambda.dtype)  # (H, Lf)
         r_all = cauchy_conj(v, numer, Lambda, plus)
     n_in = right.shape[0] - r
