@@ -2,8 +2,8 @@
 
 For each model preset (the paper's SC09 sizes), in its own fresh interpreter:
 
-- ``generate_b1`` / ``generate_b64``: ``--steps`` generation steps (eager recurrent mode,
-  S4 ``linear`` step mode) at batch 1 and 64: steps per second and samples per second;
+- ``generate_b1`` / ``generate_b64`` (``--gen-batches``): ``--steps`` generation steps (eager
+  recurrent mode, S4 ``linear`` step mode) at batch 1 and 64: steps and samples per second;
 - ``generate_b{1,16,64}_compiled``: the same with the model's
   ``compiled`` engine (``audio_models.fast``, ``audio-run generate --engine compiled``:
   the fused C steps of SaShiMi and WaveNet on the CPU, SampleRNN's folded step anywhere),
@@ -65,7 +65,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
     }
     model.eval()
     model.setup_rnn("linear")
-    for batch in (1, 64):
+    for batch in args.gen_batches:
         steps = args.steps
 
         with torch.no_grad():  # outside the timing: WaveNet primes its queues here
@@ -133,6 +133,14 @@ def main() -> None:
         choices=["eager", "compiled"],
         help="generation engines to time (eager compiled); compiled: where --engine auto "
         "would pick it (SaShiMi and WaveNet on the CPU, SampleRNN anywhere)",
+    )
+    parser.add_argument(
+        "--gen-batches",
+        nargs="+",
+        type=int,
+        default=[1, 64],
+        metavar="B",
+        help="batches of the eager generation cases (1 64)",
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
     parser.add_argument("--case", help=argparse.SUPPRESS)

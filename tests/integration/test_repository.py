@@ -64,3 +64,29 @@ def test_each_package_is_a_complete_distribution(package: str) -> None:
 @pytest.mark.parametrize("package", PACKAGES)
 def test_each_package_is_in_the_root_readme(package: str) -> None:
     assert f"packages/{package}" in README
+
+
+def test_the_gpu_check_installs_every_dependency_of_what_it_runs() -> None:
+    """benchmarks/gpu_check.sh runs audio-core, ssm-kernels and audio-models from the source
+    tree on a machine with torch only: its requirements must name every other dependency."""
+    import subprocess
+
+    script = ROOT / "benchmarks" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    lines = (ROOT / "benchmarks" / "gpu_check.requirements").read_text().splitlines()
+    listed = {re.split(r"[<>=]", line)[0] for line in lines if line and not line.startswith("#")}
+    needed = set()
+    for package in ("audio-core", "ssm-kernels", "audio-models"):
+        project = tomllib.loads((ROOT / "packages" / package / "pyproject.toml").read_text())
+        for requirement in [*project["project"]["dependencies"], *project["project"].get(
+            "optional-dependencies", {}).get("test", [])]:  # fmt: skip
+            name = re.split(r"[<>=\[ ;]", requirement)[0]
+            if not name.startswith(("sashimi-", "torch")):
+                needed.add(name)
+    assert needed <= listed, needed - listed
+    for source in (
+        "packages/audio-core/src",
+        "packages/ssm-kernels/src",
+        "packages/audio-models/src",
+    ):
+        assert source in script.read_text()

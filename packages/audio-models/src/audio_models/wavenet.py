@@ -21,7 +21,7 @@ convolutional pass over a context.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -111,19 +111,23 @@ class WaveNet(nn.Module):
         out: Tensor = self.end_conv_2(F.relu(self.end_conv_1(F.relu(skip))))
         return out
 
-    def _trunk(self, x: Tensor, inputs: list[Tensor] | None = None) -> Tensor:
-        """``x (B, d_model, L)`` -> ``(B, d_output, L)``; records each layer's input."""
+    def _gated(self, x: Tensor) -> Iterator[tuple[Tensor, Tensor, nn.Conv1d]]:
+        """Per layer, for ``x (B, d_model, L)``: its input ``h``, its gated activation ``z``
+        and its skip convolution (the residual stream moves on as the caller asks for more)."""
         h = self.start_conv(x)
-        skip = torch.zeros((), device=x.device, dtype=x.dtype)
         for filt, gate, res, sk, d in self._layers():
-            if inputs is not None:
-                inputs.append(h)
             padded = F.pad(h, ((self.kernel_size - 1) * d, 0))
             z = torch.tanh(F.conv1d(padded, filt.weight, dilation=d)) * torch.sigmoid(
                 F.conv1d(padded, gate.weight, dilation=d)
             )
-            skip = skip + sk(z)
+            yield h, z, sk
             h = res(z) + h
+
+    def _trunk(self, x: Tensor) -> Tensor:
+        """``x (B, d_model, L)`` -> ``(B, d_output, L)``."""
+        skip = torch.zeros((), device=x.device, dtype=x.dtype)
+        for _, z, sk in self._gated(x):
+            skip = skip + sk(z)
         return self._end(skip)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -163,10 +167,11 @@ class WaveNet(nn.Module):
         fresh one), computed by one convolutional pass."""
         if state.t != 0:
             raise ValueError("prime() starts from a fresh state (default_state)")
-        inputs: list[Tensor] = []
-        self._trunk(context.transpose(1, 2), inputs)
         T = context.shape[1]
-        for h, queue in zip(inputs, state.queues, strict=True):
+        # Layer by layer, keeping of each layer's input only what its queue holds, and no
+        # skip or end convolutions: a batch of 1024 x 4,092 start tokens fits in memory.
+        layers = self._gated(context.transpose(1, 2))
+        for (h, _, _), queue in zip(layers, state.queues, strict=True):
             size = queue.shape[-1]
             times = torch.arange(max(0, T - size), T, device=h.device)
             queue[..., times % size] = h[..., times]  # slot tau % size holds h at time tau
