@@ -268,7 +268,12 @@ def test_without_a_c_compiler_auto_falls_back_and_compiled_says_why(
     monkeypatch.setattr(fast, "find_compiler", lambda: None)
     monkeypatch.setenv("AUDIO_MODELS_CACHE", str(tmp_path))
     model = tiny()
-    assert model.generate(1, 4, engine="auto").engine == "eager"
+    fell_back = model.generate(1, 4, engine="auto")
+    assert fell_back.engine == "eager"
+    assert (
+        fell_back.passed_over == "compiled: no C compiler found (set CC, or install cc/gcc/clang)"
+    )
+    assert model.generate(1, 4, engine="eager").passed_over == ""  # asked for: nothing to say
     with pytest.raises(EngineUnavailable, match="no C compiler found"):
         model.generate(1, 4, engine="compiled")
 

@@ -41,12 +41,15 @@ class Generated(NamedTuple):
             after the prefix, given the prefix.
         prefix_len: how many leading samples were given rather than sampled.
         engine: which engine computed the steps.
+        passed_over: why ``auto`` fell back to ``eager`` although the model has other engines
+            (``compiled: no fused step for cuda yet``); empty otherwise.
     """
 
     samples: Tensor
     log_likelihood: Tensor
     prefix_len: int
     engine: str = "eager"
+    passed_over: str = ""
 
 
 class Steppable(Protocol):
@@ -221,7 +224,8 @@ def generate(
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    label, factory, _ = choose_engine(model, engine, batch=min(batch, n), device=device)
+    label, factory, why = choose_engine(model, engine, batch=min(batch, n), device=device)
+    passed_over = why if engine == "auto" and factory is None and model.engines else ""
     if factory is None:
         model.setup_rnn(mode)
     samples = torch.empty(n, length, dtype=torch.long, device=device)
@@ -250,4 +254,4 @@ def generate(
                     progress(hi - lo)
     finally:
         model.train(was_training)
-    return Generated(samples, loglik, prefix_len, label)
+    return Generated(samples, loglik, prefix_len, label, passed_over)

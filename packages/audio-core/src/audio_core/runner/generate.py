@@ -154,6 +154,8 @@ def sample(
             raise TrainingError([f"{config.model.name}: {exc}"]) from None
     seconds = time.perf_counter() - start
     used = str(getattr(result, "engine", "eager"))
+    why = str(getattr(result, "passed_over", ""))  # why auto fell back to the eager step
+    used += f" ({why})" if why else ""
     print(f"engine: {used}; threads: {torch.get_num_threads()}", file=sys.stderr)
     return Sampled(
         samples=result.samples.cpu(),
