@@ -286,8 +286,9 @@ def register_core_commands(
     generate.add_argument("--force", action="store_true", help="replace an existing folder")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
     generate.add_argument("--threads", type=threads_argument, default=0, metavar="N",
-                          help=THREADS_HELP + "; auto takes 1 to sample up to 16 clips at "
-                          "once on the CPU, one step at a time")  # fmt: skip
+                          help=THREADS_HELP + "; auto takes 1 to sample one clip at a time "
+                          "on the CPU (the compiled steps split larger batches across the "
+                          "threads)")  # fmt: skip
     generate.add_argument(
         "--engine",
         choices=ENGINES,

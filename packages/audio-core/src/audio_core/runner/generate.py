@@ -271,8 +271,8 @@ def generate(
 ) -> Path:
     """Generate per ``config.generate`` from a loaded checkpoint ``ckpt`` (read from
     ``checkpoint``) into ``output``; returns it. ``threads`` as ``--threads`` (0: choose;
-    one for an autoregressive model sampling up to 16 clips at once on the CPU, whose steps
-    are too small to share).
+    one for an autoregressive model sampling one clip at a time on the CPU, whose steps are
+    too small to share).
 
     Raises:
         TrainingError: the output cannot be written, or the engine does not apply.
