@@ -28,6 +28,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from abc import abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -323,21 +324,32 @@ def split_batch(batch: int, workers: int | None) -> list[tuple[int, int]]:
 
 
 class SplitStepper(Stepper):
-    """Runs a C step on parts of the batch at once, one thread per part (ctypes releases the
-    GIL during the call); the caller's thread takes the first part."""
+    """A C step over one batch of ``compiled`` (a laid-out model with ``classes`` and
+    ``dtype``), run on parts of the batch at once, one thread per part (ctypes releases the
+    GIL during the call; the caller's thread takes the first part). A subclass sets up its
+    state and calls the C function on rows ``lo:hi`` in :meth:`_call`."""
 
-    def __init__(self, batch: int, workers: int | None, classes: int) -> None:
-        self.batch, self.classes = batch, classes
+    def __init__(self, compiled: Any, batch: int, workers: int | None) -> None:
+        self.c, self.batch, self.classes = compiled, batch, int(compiled.classes)
         self.parts = split_batch(batch, workers)
         self.pool = ThreadPoolExecutor(len(self.parts) - 1) if len(self.parts) > 1 else None
+        self.tokens = np.zeros(batch, dtype=np.int64)
+        self.logits = torch.zeros(batch, self.classes, dtype=torch.float64)
+        self.t = 0
 
-    def _run_parts(self, call: Callable[[int, int], int]) -> None:
-        """``call(lo, hi)`` on every part; a non-zero status is an out-of-range token."""
+    @abstractmethod
+    def _call(self, lo: int, hi: int) -> int:
+        """The C step on rows ``lo:hi`` at time ``self.t``; non-zero: a bad token."""
+
+    def step(self, prev: Tensor) -> Tensor:
+        self.tokens[:] = prev.detach().cpu().numpy()
         pool, (first, *rest) = self.pool, self.parts
-        futures = [pool.submit(call, lo, hi) for lo, hi in rest] if pool is not None else []
-        statuses = [call(*first), *(f.result() for f in futures)]
+        futures = [pool.submit(self._call, lo, hi) for lo, hi in rest] if pool is not None else []
+        statuses = [self._call(*first), *(f.result() for f in futures)]
         if any(statuses):
             raise ValueError(f"a token is outside [0, {self.classes - 1}]")
+        self.t += 1
+        return self.logits.to(self.c.dtype, copy=True)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -352,12 +364,8 @@ class CompiledStepper(SplitStepper):
     ``torch.get_num_threads()``, at most one per sequence)."""
 
     def __init__(self, compiled: CompiledSaShiMi, batch: int, workers: int | None = None) -> None:
-        super().__init__(batch, workers, compiled.classes)
-        self.c = compiled
+        super().__init__(compiled, batch, workers)
         self.state = np.zeros((batch, max(1, compiled.state_size)), dtype=np.float64)
-        self.tokens = np.zeros(batch, dtype=np.int64)
-        self.logits = torch.zeros(batch, compiled.classes, dtype=torch.float64)
-        self.t = 0
 
     def _call(self, lo: int, hi: int) -> int:
         c = self.c
@@ -372,12 +380,6 @@ class CompiledStepper(SplitStepper):
             c.eps,
         )
         return status
-
-    def step(self, prev: Tensor) -> Tensor:
-        self.tokens[:] = prev.detach().cpu().numpy()
-        self._run_parts(self._call)
-        self.t += 1
-        return self.logits.to(self.c.dtype, copy=True)
 
 
 def c_step_engine(

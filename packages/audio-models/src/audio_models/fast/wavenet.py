@@ -102,8 +102,7 @@ class CompiledWaveNetStepper(SplitStepper):
     (default ``torch.get_num_threads()``, at most one per sequence)."""
 
     def __init__(self, compiled: CompiledWaveNet, batch: int, workers: int | None = None) -> None:
-        super().__init__(batch, workers, compiled.classes)
-        self.c = compiled
+        super().__init__(compiled, batch, workers)
         primed = compiled.model.default_state(batch, device=torch.device("cpu"))
         self.t = int(primed.t)
         self.state = np.concatenate(
@@ -115,8 +114,6 @@ class CompiledWaveNetStepper(SplitStepper):
         )
         self.state = np.ascontiguousarray(self.state)
         self.scratch = np.zeros(batch * compiled.scratch_width, dtype=np.float64)
-        self.tokens = np.zeros(batch, dtype=np.int64)
-        self.logits = torch.zeros(batch, compiled.classes, dtype=torch.float64)
 
     def _call(self, lo: int, hi: int) -> int:
         c = self.c
@@ -131,12 +128,6 @@ class CompiledWaveNetStepper(SplitStepper):
             self.t,
         )
         return status
-
-    def step(self, prev: Tensor) -> Tensor:
-        self.tokens[:] = prev.detach().cpu().numpy()
-        self._run_parts(self._call)
-        self.t += 1
-        return self.logits.to(self.c.dtype, copy=True)
 
 
 #: The engine record the builders attach to WaveNet language models.
