@@ -8,6 +8,9 @@ For each model preset (the paper's SC09 sizes), in its own fresh interpreter:
   ``compiled`` engine (``audio_models.fast``, ``audio-run generate --engine compiled``:
   the fused C steps of SaShiMi and WaveNet on the CPU, SampleRNN's folded step anywhere),
   ``8 * --steps`` steps (``--steps`` at batch 64), batches split across the threads;
+- ``generate_b{B}_triton`` (CUDA): the ``triton`` engine, ``8 * --steps`` steps of free
+  sampling at each ``--gen-batches`` batch, a period per CUDA graph replay
+  (``triton_setup_b{B}_s``: compiling and capturing);
 - ``train``: one forward + backward of the teacher-forced loss at ``--batch`` x ``--length``
   samples: samples (tokens) per second;
 - ``peak_mib``: peak resident memory (CPU) or peak CUDA allocation.
@@ -100,6 +103,29 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
             result["steps_per_s"] = round(steps / result["median_s"], 1)
             result["samples_per_s"] = result.pop("items_per_s")
             out[f"generate_b{batch}_compiled"] = result
+    spec = model.engines.get("triton")
+    if spec is not None and "triton" in args.engines and spec.auto(model, 1, device) is None:
+        factory = spec.prepare(model, 1, device)
+        for batch in args.gen_batches:
+            sampler = factory(batch)
+            seed = torch.zeros(1, dtype=torch.long, device=device)
+            start = time.perf_counter()  # the first start compiles and captures the graph
+            sampler.start(start_token=model.start_token, seed=seed, temperature=1.0, top_p=1.0)
+            sync()
+            out[f"triton_setup_b{batch}_s"] = round(time.perf_counter() - start, 3)
+            periods = max(1, args.steps * 8 // sampler.period)
+            shape = (sampler.period, batch)
+            none = (torch.zeros(shape, dtype=torch.long, device=device),
+                    torch.zeros(shape, dtype=torch.int32, device=device))  # fmt: skip
+
+            def fused(sampler: Any = sampler, periods: int = periods, none: Any = none) -> None:
+                for _ in range(periods):
+                    sampler.run(*none)
+
+            result = _bench.timed(fused, args.runs, sync, periods * sampler.period * batch)
+            result["steps_per_s"] = round(periods * sampler.period / result["median_s"], 1)
+            result["samples_per_s"] = result.pop("items_per_s")
+            out[f"generate_b{batch}_triton"] = result
     model.train()
     x = torch.randint(0, model.n_classes, (args.batch, args.length), device=device)
 
@@ -129,10 +155,12 @@ def main() -> None:
     parser.add_argument(
         "--engines",
         nargs="+",
-        default=["eager", "compiled"],
-        choices=["eager", "compiled"],
-        help="generation engines to time (eager compiled); compiled: where --engine auto "
-        "would pick it (SaShiMi and WaveNet on the CPU, SampleRNN anywhere)",
+        default=["eager", "compiled", "triton"],
+        choices=["eager", "compiled", "triton"],
+        help="generation engines to time (eager compiled triton), each where --engine auto "
+        "would pick it: compiled for SaShiMi and WaveNet on the CPU, SampleRNN anywhere; "
+        "triton for SaShiMi on CUDA (a period of free sampling per call, CUDA graph "
+        "replayed; 8 * --steps steps at every --gen-batches batch)",
     )
     parser.add_argument(
         "--gen-batches",

@@ -49,7 +49,7 @@ def test_sashimi_with_the_example_kernel_trains_generates_and_steps_like_it_conv
     result = run(tmp_path, "generate", "--checkpoint", str(ckpt), "--output", "samples",
                  "generate.n_samples=2", "generate.l_sample=64", "--quiet")  # fmt: skip
     # The compiled step does not know this kernel: auto falls back to the eager one, and says why.
-    assert "engine: eager (compiled: no compiled step for the kernel " in result.stderr
+    assert "engine: eager (compiled: no fused step for the kernel " in result.stderr
     assert len(list((tmp_path / "samples").glob("*.wav"))) == 2
     # The numerics contract with a plugin's kernel: stepping equals the convolution.
     registry = Registry.from_plugin_manager(make_plugin_manager())

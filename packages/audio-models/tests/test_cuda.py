@@ -69,3 +69,73 @@ def test_samplernn_compiled_step_on_the_gpu_equals_its_eager_step() -> None:
     with torch.no_grad():
         for t in range(20):
             assert _rel(eager.step(tokens[t]), folded.step(tokens[t])) <= 1e-4
+
+
+def _forced_logits(sampler: object, eager: EagerStepper, tokens: torch.Tensor) -> float:
+    """Teacher-force ``tokens (periods * P, batch)`` through both; the worst relative
+    difference of the logits."""
+    P, batch = sampler.period, tokens.shape[1]  # type: ignore[attr-defined]
+    use = torch.ones(P, batch, dtype=torch.int32, device="cuda")
+    prev = torch.full((batch,), eager.model.start_token, device="cuda")  # type: ignore[attr-defined]
+    worst = 0.0
+    for k in range(tokens.shape[0] // P):
+        sampler.run(tokens[k * P : (k + 1) * P], use)  # type: ignore[attr-defined]
+        for j in range(P):
+            worst = max(worst, _rel(eager.step(prev), sampler.b.logits[j]))  # type: ignore[attr-defined]
+            prev = tokens[k * P + j]
+    return worst
+
+
+@pytest.mark.parametrize("name", ["sashimi-s4", "sashimi-s4d"])
+@pytest.mark.parametrize("graph", [False, True])
+def test_the_triton_engine_on_the_gpu_equals_the_eager_step(name: str, graph: bool) -> None:
+    from audio_models.fast import fused
+
+    model = _models()[name].cuda().eval()
+    model.setup_rnn()
+    for batch in (1, 5):
+        sampler = fused.FusedSampler(fused.FusedSaShiMi(model), batch, graph=graph)
+        seed = torch.zeros(1, dtype=torch.long, device="cuda")
+        sampler.start(start_token=model.start_token, seed=seed, temperature=1.0, top_p=1.0)
+        assert (sampler.graph is not None) == graph
+        tokens = torch.randint(0, 16, (3 * sampler.period, batch), device="cuda")
+        eager = EagerStepper(model, batch, torch.device("cuda"))
+        with torch.no_grad():
+            assert _forced_logits(sampler, eager, tokens) <= 1e-4
+
+
+def test_a_replayed_cuda_graph_samples_what_direct_launches_sample() -> None:
+    from audio_models.fast import fused
+
+    model = _models()["sashimi-s4"].cuda().eval()
+    f = fused.FusedSaShiMi(model)
+    runs = []
+    for graph in (False, True):
+        sampler = fused.FusedSampler(f, 4, graph=graph)
+        seed = torch.tensor([123], device="cuda")
+        sampler.start(start_token=model.start_token, seed=seed, temperature=0.9, top_p=0.95)
+        none = (torch.zeros(4, 4, dtype=torch.long, device="cuda"),
+                torch.zeros(4, 4, dtype=torch.int32, device="cuda"))  # fmt: skip
+        runs.append([sampler.run(*none) for _ in range(5)])
+    for (tok_a, lp_a), (tok_b, lp_b) in zip(*runs, strict=True):
+        assert torch.equal(tok_a, tok_b)
+        assert torch.allclose(lp_a, lp_b)
+
+
+def test_auto_picks_the_triton_engine_on_the_gpu_and_the_sc09_preset_matches_eager() -> None:
+    from audio_models.fast import fused
+    from audio_models.sampling import generate
+
+    model = build_sashimi(SaShiMiModelConfig()).cuda().eval()
+    out = generate(model, 2, 40, batch=2, generator=torch.Generator("cuda").manual_seed(0))
+    assert out.engine.startswith("triton"), out.passed_over
+    want = model.log_likelihood(out.samples, start=0)
+    assert torch.allclose(out.log_likelihood, want, rtol=1e-4, atol=1e-2)
+    model.setup_rnn()
+    sampler = fused.FusedSampler(fused.FusedSaShiMi(model), 2)
+    sampler.start(start_token=model.start_token, seed=torch.zeros(1, dtype=torch.long,
+                  device="cuda"), temperature=1.0, top_p=1.0)  # fmt: skip
+    tokens = torch.randint(0, 256, (2 * sampler.period, 2), device="cuda")
+    eager = EagerStepper(model, 2, torch.device("cuda"))
+    with torch.no_grad():
+        assert _forced_logits(sampler, eager, tokens) <= 1e-4

@@ -270,8 +270,8 @@ def test_without_a_c_compiler_auto_falls_back_and_compiled_says_why(
     model = tiny()
     fell_back = model.generate(1, 4, engine="auto")
     assert fell_back.engine == "eager"
-    assert (
-        fell_back.passed_over == "compiled: no C compiler found (set CC, or install cc/gcc/clang)"
+    assert fell_back.passed_over == (
+        "compiled: no C compiler found (set CC, or install cc/gcc/clang); triton: runs on CUDA GPUs"
     )
     assert model.generate(1, 4, engine="eager").passed_over == ""  # asked for: nothing to say
     with pytest.raises(EngineUnavailable, match="no C compiler found"):

@@ -34,7 +34,7 @@ def test_models_backbones_and_presets_are_registered() -> None:
         check_spec(reg.models[name], reg)
     for name in ("sashimi", "wavenet"):
         check_spec(reg.backbones[name], reg)
-    assert reg.models["sashimi"].engines == ("eager", "compiled")  # type: ignore[attr-defined]
+    assert reg.models["sashimi"].engines == ("eager", "compiled", "triton")  # type: ignore[attr-defined]
 
 
 def test_the_backbone_maps_sequences_to_sequences() -> None:

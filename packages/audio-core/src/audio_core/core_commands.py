@@ -296,7 +296,8 @@ def register_core_commands(
         help="how steps are computed: auto (default: the fastest the model supports here, "
         "printed), eager (the model's own step, the reference path), compiled (SaShiMi and "
         "WaveNet on the CPU: a fused C step built with the machine's C compiler; SampleRNN: "
-        "its weights folded once)",
+        "its weights folded once), triton (SaShiMi on CUDA GPUs: one Triton kernel per tier "
+        "step, one CUDA graph per 16-sample period, sampling on the GPU)",
     )
     generate.add_argument(
         "overrides",

@@ -20,8 +20,9 @@ KINDS: tuple[Kind, ...] = get_args(Kind)
 
 #: How a model's generation steps are computed (``audio-run generate --engine``): ``auto``
 #: picks the fastest one the model supports here; ``eager`` is the model's own step (every
-#: model has it); ``compiled`` is a fused step in C on the CPU.
-Engine = Literal["auto", "eager", "compiled"]
+#: model has it); ``compiled`` is a fused step in C on the CPU; ``triton`` fused Triton
+#: kernels replayed as CUDA graphs on the GPU.
+Engine = Literal["auto", "eager", "compiled", "triton"]
 ENGINES: tuple[Engine, ...] = get_args(Engine)
 
 #: Names and aliases: lower case, start with a letter or digit, then letters, digits, ``.``,

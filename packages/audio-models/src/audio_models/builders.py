@@ -24,6 +24,7 @@ from .config import (
     WaveNetConfig,
 )
 from .fast.engine import COMPILED
+from .fast.fused import TRITON
 from .fast.samplernn import COMPILED_SAMPLERNN
 from .fast.wavenet import COMPILED_WAVENET
 from .lm import BackboneLM
@@ -81,7 +82,7 @@ def build_sashimi_backbone(config: SaShiMiConfig) -> SaShiMi:
 
 def _engines(backbone: nn.Module) -> dict[str, Any]:
     if isinstance(backbone, SaShiMi):
-        return {"compiled": COMPILED}
+        return {"compiled": COMPILED, "triton": TRITON}
     if isinstance(backbone, WaveNet):
         return {"compiled": COMPILED_WAVENET}
     return {}

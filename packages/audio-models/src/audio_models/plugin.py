@@ -39,14 +39,14 @@ def register_models() -> Iterator[ModelSpec]:
         config_cls=SaShiMiModelConfig,
         target="audio_models.builders:build_sashimi",
         summary="SaShiMi autoregressive waveform model (any kernel, pooling 4x4)",
-        engines=("eager", "compiled"),
+        engines=("eager", "compiled", "triton"),
     )
     yield ModelSpec(
         name="lm",
         config_cls=LMConfig,
         target="audio_models.builders:build_lm",
         summary="language model over any registered backbone (model.backbone.name=...)",
-        engines=("eager", "compiled"),
+        engines=("eager", "compiled", "triton"),
     )
     yield ModelSpec(
         name="wavenet",

@@ -100,8 +100,28 @@ class EagerStepper(Stepper):
         return out
 
 
-#: Makes the stepper of one batch of ``batch`` sequences.
-StepperFactory = Callable[[int], Stepper]
+class BlockSampler(ABC):
+    """An engine that samples on the device, ``period`` samples per call, for one batch of
+    sequences (the ``triton`` engine: a whole period in one CUDA graph). It draws its own
+    noise from ``seed`` (taken from the caller's generator) and reports the model's
+    log-probability of each chosen token."""
+
+    period: int
+    classes: int
+
+    @abstractmethod
+    def start(self, *, start_token: int, seed: Tensor, temperature: float, top_p: float) -> None:
+        """Reset to the beginning of the sequences."""
+
+    @abstractmethod
+    def run(self, forced: Tensor, use: Tensor) -> tuple[Tensor, Tensor]:
+        """The next period: ``forced``, ``use (period, batch)`` give the tokens to take
+        instead of sampling (a prefix) -> ``(tokens, log-probabilities)``, each ``(period,
+        batch)``."""
+
+
+#: Makes the stepper (or block sampler) of one batch of ``batch`` sequences.
+StepperFactory = Callable[[int], Stepper | BlockSampler]
 
 
 @frozen
@@ -236,6 +256,13 @@ def generate(
             stepper = (
                 factory(hi - lo) if factory is not None else EagerStepper(model, hi - lo, device)
             )
+            if isinstance(stepper, BlockSampler):
+                seed = torch.randint(0, 2**31 - 1, (1,), generator=generator, device=device)
+                stepper.start(start_token=model.start_token, seed=seed,
+                              temperature=temperature, top_p=top_p)  # fmt: skip
+                part = prefix[lo:hi] if prefix is not None else None
+                _run_blocks(stepper, samples[lo:hi], loglik[lo:hi], part, progress)
+                continue
             prev = torch.full((hi - lo,), model.start_token, dtype=torch.long, device=device)
             for t in range(length):
                 logits = stepper.step(prev)
@@ -255,3 +282,38 @@ def generate(
     finally:
         model.train(was_training)
     return Generated(samples, loglik, prefix_len, label, passed_over)
+
+
+def _run_blocks(
+    sampler: BlockSampler,
+    samples: Tensor,
+    loglik: Tensor,
+    prefix: Tensor | None,
+    progress: Callable[[int], Any] | None,
+) -> None:
+    """Fill ``samples (b, length)`` and add to ``loglik (b,)`` a period at a time; no host
+    synchronisation (samples and sums stay on the device)."""
+    b, length = samples.shape
+    P, n_prefix = sampler.period, prefix.shape[1] if prefix is not None else 0
+    if (
+        prefix is not None
+        and prefix.numel()
+        and not 0 <= int(prefix.min()) <= int(prefix.max()) < sampler.classes
+    ):
+        raise ValueError(f"prefix tokens must be in [0, {sampler.classes - 1}]")
+    forced = torch.zeros(P, b, dtype=torch.long, device=samples.device)
+    use = torch.zeros(P, b, dtype=torch.int32, device=samples.device)
+    for t0 in range(0, length, P):
+        n = min(P, length - t0)
+        forced.zero_()
+        use.zero_()
+        k = max(0, min(P, n_prefix - t0))
+        if k:
+            assert prefix is not None
+            forced[:k] = prefix[:, t0 : t0 + k].t().to(samples.device)
+            use[:k] = 1
+        tokens, logp = sampler.run(forced, use)
+        samples[:, t0 : t0 + n] = tokens[:n].t()
+        loglik += logp[k:n].double().sum(0)
+        if progress is not None:
+            progress(b * n)

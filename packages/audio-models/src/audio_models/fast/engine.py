@@ -191,32 +191,45 @@ def _pool_order(d: int, p: int) -> Tensor:
     return (h * p + s).reshape(-1)
 
 
-def _ssm(lay: _Layout, kernel: nn.Module) -> tuple[int, int, int, int, int]:
-    """Lay out a kernel's recurrence: ``(offset, kind, rank, modes, scale)``.
+def recurrence_tables(kernel: nn.Module) -> tuple[int, dict[str, Tensor]]:
+    """A kernel's recurrence as float64 tables, computed from its parameters (channel 0 of
+    ``C``): ``(DIAGONAL, {A, B, C})`` for S4D (``DiagKernel``: ``x <- A x + B u``, ``y = 2
+    Re(C x)``, each complex ``(H, M)``) or ``(DPLR, {Lambda, P, B, D, C, dt, inner_inv})`` for
+    S4 (``DPLRKernel``: the bilinear DPLR step in ``O(M r)``, the tables of its ``linear`` step
+    mode; ``P (r, H, M)``, ``dt (H,)``, ``inner_inv (H, r, r)``).
 
-    S4D (``DiagKernel``): ``x <- A x + B u``, ``y = 2 Re(C x)`` (kind 0). S4 (``DPLRKernel``):
-    the bilinear DPLR step in ``O(M r)`` (kind 1), the tables of its ``linear`` step mode. Both
-    computed in float64 from the module's parameters, channel 0 of ``C``.
+    Raises:
+        EngineUnavailable: another kernel.
     """
     from ssm_kernels.kernels import DiagKernel, DPLRKernel, _dplr_step_tables
 
     if not isinstance(kernel, DiagKernel | DPLRKernel):
-        raise EngineUnavailable(f"no compiled step for the kernel {type(kernel).__name__}")
+        raise EngineUnavailable(f"no fused step for the kernel {type(kernel).__name__}")
     double = copy.deepcopy(kernel).double()
     with torch.no_grad():
         if isinstance(double, DPLRKernel):
             t = _dplr_step_tables(double, "linear")
-            lam, P, B, D, C = t["Lambda"], t["P"], t["B"], t["D"], t["C"][0]
-            R, M = P.shape[0], P.shape[-1]
-            parts = [lam.real, lam.imag, B.real, B.imag, D.real, D.imag, C.real, C.imag]
-            pr = torch.stack([P.real, P.imag], dim=1)  # (r, 2, H, M)
-            flat = [torch.stack(parts), pr, t["dt"], t["inner_inv"]]
-            offset = lay.add(torch.cat([x.reshape(-1) for x in flat]))
-            return offset, DPLR, R, M, 2
+            names = ("Lambda", "P", "B", "D", "dt", "inner_inv")
+            return DPLR, {**{k: t[k] for k in names}, "C": t["C"][0]}
         log_a, b, c = double.discrete()
-        a, c0 = torch.exp(log_a), c[0]
-        parts = [a.real, a.imag, b.real, b.imag, c0.real, c0.imag]
-        return lay.add(torch.stack(parts).reshape(-1)), DIAGONAL, 0, a.shape[-1], 2
+        return DIAGONAL, {"A": torch.exp(log_a), "B": b, "C": c[0]}
+
+
+def _ssm(lay: _Layout, kernel: nn.Module) -> tuple[int, int, int, int, int]:
+    """Lay out a kernel's recurrence (:func:`recurrence_tables`): ``(offset, kind, rank,
+    modes, scale)``."""
+    kind, t = recurrence_tables(kernel)
+    if kind == DPLR:
+        lam, P, B, D, C = t["Lambda"], t["P"], t["B"], t["D"], t["C"]
+        R, M = P.shape[0], P.shape[-1]
+        parts = [lam.real, lam.imag, B.real, B.imag, D.real, D.imag, C.real, C.imag]
+        pr = torch.stack([P.real, P.imag], dim=1)  # (r, 2, H, M)
+        flat = [torch.stack(parts), pr, t["dt"], t["inner_inv"]]
+        offset = lay.add(torch.cat([x.reshape(-1) for x in flat]))
+        return offset, DPLR, R, M, 2
+    a, b, c0 = t["A"], t["B"], t["C"]
+    parts = [a.real, a.imag, b.real, b.imag, c0.real, c0.imag]
+    return lay.add(torch.stack(parts).reshape(-1)), DIAGONAL, 0, a.shape[-1], 2
 
 
 def _norm(lay: _Layout, norm: nn.Module, eps: list[float]) -> tuple[int, int, int]:
@@ -250,6 +263,24 @@ def _layer(lay: _Layout, layer: Residual, eps: list[float]) -> list[int]:
     return fields + [0] * (LAYER - len(fields))
 
 
+def causal_sashimi(model: Any, engine: str) -> Any:
+    """The causal SaShiMi backbone of a language model ``model``.
+
+    Raises:
+        EngineUnavailable: another model, or a non-causal SaShiMi.
+    """
+    from audio_models.lm import BackboneLM
+    from audio_models.sashimi import SaShiMi
+
+    backbone = getattr(model, "backbone", None)
+    if not isinstance(model, BackboneLM) or not isinstance(backbone, SaShiMi):
+        name = type(backbone if backbone is not None else model).__name__
+        raise EngineUnavailable(f"the {engine} engine runs SaShiMi models, not {name}")
+    if not backbone.causal:
+        raise EngineUnavailable("a non-causal SaShiMi cannot generate")
+    return backbone
+
+
 class CompiledSaShiMi:
     """A SaShiMi language model laid out for the C step (weights copied at construction).
 
@@ -259,15 +290,7 @@ class CompiledSaShiMi:
     """
 
     def __init__(self, model: Any) -> None:
-        from audio_models.lm import BackboneLM
-        from audio_models.sashimi import SaShiMi
-
-        backbone = getattr(model, "backbone", None)
-        if not isinstance(model, BackboneLM) or not isinstance(backbone, SaShiMi):
-            name = type(backbone if backbone is not None else model).__name__
-            raise EngineUnavailable(f"the compiled engine runs SaShiMi models, not {name}")
-        if not backbone.causal:
-            raise EngineUnavailable("a non-causal SaShiMi cannot generate")
+        backbone = causal_sashimi(model, "compiled")
         self.dtype = model.head.weight.dtype
         weight = "double" if self.dtype == torch.float64 else "float"
         lay, eps = _Layout(), [backbone.norm.eps]
@@ -292,7 +315,7 @@ class CompiledSaShiMi:
             widths.append(e)
             tiers.append([d, p, e, n_down, first_down, n_up, first_up, dp_w, dp_b, up_w, up_b,
                           lay.claim(2 * p * d)])  # fmt: skip
-        n_center, first_center = add_layers([m for m in backbone.c_layers])  # type: ignore[misc]
+        n_center, first_center = add_layers([m for m in backbone.c_layers])
         if not backbone.c_layers:
             raise EngineUnavailable("the compiled engine needs at least one centre layer")
         if len(set(eps)) != 1:

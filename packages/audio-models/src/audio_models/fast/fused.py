@@ -1,0 +1,575 @@
+"""The ``triton`` generation engine: SaShiMi on CUDA GPUs, one fused kernel per tier step and
+one CUDA graph per period.
+
+A SaShiMi with pools ``p1, p2, ...`` repeats its schedule every ``P = p1 p2 ...`` samples
+(16 for the SC09 preset): the outer tier steps at every sample, tier 1 after every ``p1``-th,
+the centre once per period. :class:`FusedSampler` unrolls one period into ``P`` outer-tier
+launches plus the inner tiers' launches where they are due (21 for the SC09 preset), each a
+:func:`~audio_models.fast.triton_tier.tier_kernel` that runs a whole tier (see that module),
+the outer one also embedding the previous token, applying the final norm and the head and
+sampling the next token on the device. On CUDA the period is captured once into a CUDA graph
+and replayed: every buffer is static, and what changes between periods lives in device
+tensors (the tokens, the prefix to force, the period counter that keys the sampling noise),
+so nothing is frozen into the graph but each launch's place in the period. The host
+synchronises once per batch of sequences, not per sample.
+
+:meth:`FusedSaShiMi.torch_tier` is the kernel's twin in plain torch ops on the same tables
+and buffers (same arithmetic, same counter-based noise): it is what the CPU tests trace with
+``make_fx`` and run on fake CUDA tensors, and what the kernel is checked against under
+``TRITON_INTERPRET=1``.
+
+Sampling is Gumbel-max (``argmax(logits / temperature + G)``, exact sampling from the
+tempered softmax) after the nucleus mask when ``top_p < 1``, or argmax at temperature 0; the
+reported log-likelihood is the model's (temperature 1, no truncation), as for every engine.
+The random stream differs from the eager engine's ``torch.multinomial`` (same distribution,
+reproducible from the caller's generator).
+
+Supported: causal, non-U-Net SaShiMi language models whose widths, state sizes, classes and
+pools are powers of two, with S4D or rank-1 S4 (DPLR) kernels; anything else is refused with
+the reason (:class:`~audio_models.sampling.EngineUnavailable`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from audio_models.fast.engine import DPLR, _pool_order, causal_sashimi, recurrence_tables
+from audio_models.layers import FeedForward, Residual, ScalarLayerNorm, effective_weight
+from audio_models.sampling import BlockSampler, EngineSpec, EngineUnavailable, StepperFactory
+
+MOD = 2147483647  # the hash's modulus (2^31 - 1); triton_tier.MOD
+#: Register-tile budgets per warp (elements) of the kernel's matrix-vector chunks and of its
+#: recurrence chunks: sized so that no variant spills registers when compiled for sm_90
+#: (checked by ``tests/test_triton_compile.py``).
+TILE, SSM_TILE = 1024, 256
+#: Rows of the batch one program steps (weights are read once per block).
+MAX_BLOCK = 16
+
+
+def num_warps(width: int) -> int:
+    """Warps per program for a tier of this width."""
+    return 4 if width <= 64 else 8
+
+
+def _pow2(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0
+
+
+def _floor2(n: int) -> int:
+    return 1 << (max(1, n).bit_length() - 1)
+
+
+def mix(x: Tensor) -> Tensor:
+    """The kernel's ``_mix`` hash in torch int64 ops (values in ``[0, 2^31)``)."""
+    x = (x * 1103515245 + 12345) % MOD
+    x = x ^ (x >> 16)
+    x = (x * 1597334677 + 1013904223) % MOD
+    x = x ^ (x >> 13)
+    x = (x * 747796405 + 743852806) % MOD
+    return x ^ (x >> 16)
+
+
+def uniforms(seed: Tensor, counter: Tensor, period: int, pos: int, rows: Tensor,
+             classes: Tensor) -> Tensor:  # fmt: skip
+    """``(B, C)`` float32 uniforms in ``(0, 1)`` for one sample position, as the kernel draws
+    them (24 bits of a hash of seed, period counter, position, row and class)."""
+    key = mix((seed + counter * period + pos) % MOD)
+    key = mix((key + rows) % MOD)
+    key = mix((key[:, None] + classes[None, :]) % MOD)
+    return (key >> 7).to(torch.float32) * 2.0**-24 + 2.0**-25
+
+
+@dataclass
+class FusedTier:
+    """One tier's layers stacked for the kernel (every tensor on the model's device).
+
+    ``pool``: this tier's frame length (0 for the centre); ``n``: its S4 layers, each
+    followed by a feed-forward layer of width ``f`` when ``f > 0``; ``kin`` / ``kout``: the
+    finer tier's frame width (its pool times its width; 0 for the outer tier).
+    """
+
+    d: int
+    pool: int
+    n: int
+    f: int
+    m: int
+    glu: bool
+    dplr: bool
+    kin: int = 0
+    w: dict[str, Tensor] = field(default_factory=dict)
+
+
+def _norm_params(norm: nn.Module, d: int) -> Tensor:
+    if isinstance(norm, ScalarLayerNorm):
+        return torch.stack([norm.m.expand(d), norm.s.expand(d)])
+    assert isinstance(norm, nn.LayerNorm)
+    return torch.stack([norm.weight, norm.bias])
+
+
+def _stack_tier(layers: list[Residual], d: int, pool: int) -> FusedTier:
+    from ssm_kernels.block import S4Block
+
+    if not layers:
+        raise EngineUnavailable("the triton engine needs at least one layer in every tier")
+    ff = isinstance(layers[1].layer, FeedForward) if len(layers) > 1 else False
+    kinds = [isinstance(r.layer, FeedForward) for r in layers]
+    s4s, ffs = (layers[0::2], layers[1::2]) if ff else (layers, [])
+    if kinds != ([False, True] * len(s4s) if ff else [False] * len(s4s)):
+        raise EngineUnavailable(
+            "the triton engine runs tiers of S4 layers, each followed by a feed-forward layer "
+            "or none"
+        )
+    tables: list[Tensor] = []
+    per_h: list[Tensor] = []
+    kinds_seen = set()
+    for r in s4s:
+        block: Any = r.layer
+        if not isinstance(block, S4Block) or block.bidirectional:
+            raise EngineUnavailable(f"no fused step for the layer {type(block).__name__}")
+        kind, t = recurrence_tables(block.kernel)
+        kinds_seen.add(kind)
+        if kind == DPLR:
+            if t["P"].shape[0] != 1:
+                raise EngineUnavailable(
+                    f"the triton engine runs S4 kernels of rank 1; this one has rank "
+                    f"{t['P'].shape[0]} (HiPPO legt)"
+                )
+            lam, B, D, C, P = t["Lambda"], t["B"], t["D"], t["C"], t["P"][0]
+            parts = [lam, B, D, C, P]
+            per_h.append(torch.stack([t["dt"], t["inner_inv"][:, 0, 0]]))
+        else:
+            parts = [t["A"], t["B"], t["C"]]
+            per_h.append(torch.zeros(2, d, dtype=torch.float64))
+        tables.append(torch.stack([x for p in parts for x in (p.real, p.imag)]))
+    blocks: list[Any] = [r.layer for r in s4s]
+    feeds: list[Any] = [r.layer for r in ffs]
+    if len(kinds_seen) > 1 or len({b.glu for b in blocks}) > 1:
+        raise EngineUnavailable("the triton engine needs one kernel kind and one GLU per tier")
+    m = int(tables[0].shape[-1])
+    f = int(feeds[0].up.out_features) if feeds else 0
+    if not all(_pow2(x) for x in (d, m, max(f, 1), max(pool, 1))):
+        raise EngineUnavailable(
+            f"the triton engine needs power-of-two sizes; a tier has width {d}, "
+            f"{m} modes, feed-forward width {f}, pool {pool}"
+        )
+
+    def out_w(block: Any) -> tuple[Tensor, Tensor]:
+        weight, bias = effective_weight(block.output)
+        return weight.t(), bias
+
+    w = {
+        "n1": torch.stack([_norm_params(r.norm, d) for r in s4s]),
+        "ssm": torch.stack(tables),
+        "ssmh": torch.stack(per_h),
+        "dsk": torch.stack([b.D[0] for b in blocks]),
+        "wo": torch.stack([out_w(b)[0] for b in blocks]),
+        "bo": torch.stack([out_w(b)[1] for b in blocks]),
+    }
+    if ffs:
+        w |= {
+            "n2": torch.stack([_norm_params(r.norm, d) for r in ffs]),
+            "w1": torch.stack([x.up.weight.t() for x in feeds]),
+            "b1": torch.stack([x.up.bias for x in feeds]),
+            "w2": torch.stack([x.down.weight.t() for x in feeds]),
+            "b2": torch.stack([x.down.bias for x in feeds]),
+        }
+    glu = bool(blocks[0].glu)
+    return FusedTier(d=d, pool=pool, n=len(s4s), f=f, m=m, glu=glu, dplr=DPLR in kinds_seen, w=w)
+
+
+class FusedSaShiMi:
+    """A SaShiMi language model laid out for :func:`triton_tier.tier_kernel` (weights copied,
+    weight norms folded in, recurrence tables computed in float64 and stored in the model's
+    precision, on the model's device or ``device``).
+
+    Raises:
+        EngineUnavailable: a model the engine does not run (see the module notes).
+    """
+
+    def __init__(self, model: Any, device: torch.device | str | None = None) -> None:
+        backbone = causal_sashimi(model, "triton")
+        if backbone.unet:
+            raise EngineUnavailable("the triton engine runs the paper's SaShiMi, not its U-Net")
+        norms = [r.norm for r in backbone.residual_layers()]
+        self.layer_norm = isinstance(norms[0], nn.LayerNorm) if norms else False
+        if any(isinstance(n, nn.LayerNorm) != self.layer_norm for n in norms):
+            raise EngineUnavailable("the triton engine needs one kind of norm in all layers")
+        eps = {n.eps for n in norms if isinstance(n, nn.LayerNorm)}
+        if len(eps) > 1:
+            raise EngineUnavailable("the triton engine needs one LayerNorm eps for all norms")
+        self.eps = float(eps.pop()) if eps else 0.0
+        self.head_eps = float(backbone.norm.eps)
+        self.dtype = model.head.weight.dtype
+        self.device = torch.device(device) if device is not None else model.head.weight.device
+        self.classes = int(model.head.out_features)
+        if not _pow2(self.classes):
+            raise EngineUnavailable(f"the triton engine needs 2^k classes; got {self.classes}")
+        self.pools = [int(p) for p in backbone.pool]
+        self.period = 1
+        for p in self.pools:
+            self.period *= p
+        with torch.no_grad():
+            tiers = []
+            for i, (downs, _pool, _up, ups) in enumerate(backbone._tiers):
+                assert not downs  # only the U-Net has down layers
+                tiers.append(_stack_tier(ups, backbone.widths[i], self.pools[i]))
+            centre: list[Any] = list(backbone.c_layers)
+            d_c = int(centre[0].layer.d_model) if centre else 0
+            tiers.append(_stack_tier(centre, d_c, 0))
+            for i, (_downs, pool, up, _ups) in enumerate(backbone._tiers):
+                inner = tiers[i + 1]
+                order = _pool_order(backbone.widths[i], pool.pool)
+                dp_w, dp_b = effective_weight(pool.linear)
+                up_w, up_b = effective_weight(up.linear)
+                inner.kin = int(dp_w.shape[1])
+                inner.w |= {"wdp": dp_w[:, order].t(), "bdp": dp_b,
+                            "wup": up_w[order].t(), "bup": up_b[order]}  # fmt: skip
+            dev, dt = self.device, self.dtype
+            self.tiers = tiers
+            for tier in tiers:
+                tier.w = {k: v.detach().to(dev, dt).contiguous() for k, v in tier.w.items()}
+            self.emb = model.embedding.weight.detach().to(dev, dt).contiguous()
+            self.fn = torch.stack([backbone.norm.weight, backbone.norm.bias]).detach().to(dev, dt)
+            self.wh = model.head.weight.detach().t().to(dev, dt).contiguous()
+            self.bh = model.head.bias.detach().to(dev, dt).contiguous()
+
+    def to(self, device: torch.device | str) -> FusedSaShiMi:
+        """A copy on ``device`` (tables copied; also to fake devices, for traces)."""
+        out = copy.copy(self)
+        out.device = torch.device(device)
+        out.tiers = [
+            dataclasses.replace(t, w={k: v.to(device) for k, v in t.w.items()}) for t in self.tiers
+        ]
+        out.emb, out.fn, out.wh, out.bh = (x.to(device) for x in (self.emb, self.fn, self.wh,
+                                                                   self.bh))  # fmt: skip
+        return out
+
+    # -- the readable twin of the kernel ---------------------------------------------------
+    def _norm(self, x: Tensor, p: Tensor) -> Tensor:
+        var, mean = torch.var_mean(x, dim=-1, unbiased=False, keepdim=True)
+        if self.layer_norm:
+            return (x - mean) / torch.sqrt(var + self.eps) * p[0] + p[1]
+        return p[1] / torch.sqrt(var) * (x - mean + p[0])
+
+    def _s4(self, t: FusedTier, li: int, h: Tensor, st: Tensor) -> Tensor:
+        u = self._norm(h, t.w["n1"][li])
+        q, sre, sim = t.w["ssm"][li], st[:, 0], st[:, 1]
+        uu = u[:, :, None]
+        if t.dplr:
+            lre, lim, bre, bim, dre, dim, cre, cim, pre, pim = q.unbind(0)
+            dt, inv = t.w["ssmh"][li][0][:, None], t.w["ssmh"][li][1][:, None]
+            px = 2 * (pre * sre + pim * sim).sum(-1, keepdim=True)
+            ar = lre * sre - lim * sim - pre * px
+            ai = lre * sim + lim * sre - pim * px
+            w_r = sre + 0.5 * dt * ar + dt * uu * bre
+            w_i = sim + 0.5 * dt * ai + dt * uu * bim
+            wre, wim = dre * w_r - dim * w_i, dre * w_i + dim * w_r
+            corr = inv * 2 * (pre * wre + pim * wim).sum(-1, keepdim=True)
+            pr, pi = pre * corr, pim * corr
+            nre = 2 / dt * (wre - (dre * pr - dim * pi))
+            nim = 2 / dt * (wim - (dre * pi + dim * pr))
+        else:
+            are, aim, bre, bim, cre, cim = q.unbind(0)
+            nre = are * sre - aim * sim + bre * uu
+            nim = are * sim + aim * sre + bim * uu
+        st[:, 0].copy_(nre)
+        st[:, 1].copy_(nim)
+        y = 2 * (cre * nre - cim * nim).sum(-1)
+        y = F.gelu(y + t.w["dsk"][li] * u)
+        o = torch.addmm(t.w["bo"][li], y, t.w["wo"][li])
+        if t.glu:
+            return h + o[:, : t.d] * torch.sigmoid(o[:, t.d :])
+        return h + o
+
+    def _ff(self, t: FusedTier, li: int, h: Tensor) -> Tensor:
+        u = self._norm(h, t.w["n2"][li])
+        f = F.gelu(torch.addmm(t.w["b1"][li], u, t.w["w1"][li]))
+        return h + torch.addmm(t.w["b2"][li], f, t.w["w2"][li])
+
+    def torch_tier(self, i: int, b: Buffers, slot: int, pos: int, *, temperature: float,
+                   top_p: float) -> None:  # fmt: skip
+        """Tier ``i``'s step at ``slot`` of its frame, sample position ``pos`` of the period,
+        on the buffers ``b``: what one :func:`tier_kernel` launch computes."""
+        t = self.tiers[i]
+        x = self.emb[b.tokens[pos]] if i == 0 else torch.addmm(t.w["bdp"], b.downs[i - 1],
+                                                                t.w["wdp"])  # fmt: skip
+        if t.pool:
+            at = slice(slot * t.d, (slot + 1) * t.d)
+            s = x + b.ups[i][:, at]
+            b.downs[i][:, at] = x
+        else:
+            s = x
+        h = s
+        for li in range(t.n):
+            h = self._s4(t, li, h, b.states[i][:, li])
+            if t.f:
+                h = self._ff(t, li, h)
+        out = h + s
+        if i > 0:
+            b.ups[i - 1].copy_(torch.addmm(t.w["bup"], out, t.w["wup"]))
+        else:
+            self._head(out, b, pos, temperature=temperature, top_p=top_p)
+
+    def _head(self, out: Tensor, b: Buffers, pos: int, *, temperature: float,
+              top_p: float) -> None:  # fmt: skip
+        y = F.layer_norm(out, (out.shape[-1],), self.fn[0], self.fn[1], self.head_eps)
+        logits = torch.addmm(self.bh, y, self.wh)
+        b.logits[pos].copy_(logits)
+        logp = torch.log_softmax(logits, dim=-1)
+        if temperature == 0:
+            drawn = logits.argmax(-1)
+        else:
+            z = logits / temperature
+            if top_p < 1:
+                pr = torch.softmax(z, dim=-1)
+                ranked = pr.sort(dim=-1, descending=True).values
+                before = ranked.cumsum(-1) - ranked
+                kept = torch.where(before < top_p, ranked, 2.0).amin(-1, keepdim=True)
+                z = z.masked_fill(pr < kept, float("-inf"))
+            u = uniforms(b.seed, b.counter, self.period, pos, b.rows, b.classes)
+            drawn = (z + (-torch.log(-torch.log(u))).to(z.dtype)).argmax(-1)
+        tok = torch.where(b.use[pos] != 0, b.forced[pos], drawn)
+        b.logp[pos].copy_(logp.gather(-1, tok[:, None])[:, 0])
+        b.tokens[pos + 1].copy_(tok)
+
+
+@dataclass
+class Buffers:
+    """Every tensor a period reads or writes, allocated once (static for CUDA graphs).
+
+    ``tokens (P + 1, B)``: row 0 the previous period's last token, row ``j + 1`` the token
+    chosen at position ``j``; ``forced`` / ``use (P, B)``: the prefix tokens to take instead
+    of sampling; ``logits (P, B, C)``, ``logp (P, B)``: per position; ``seed``, ``counter``:
+    the noise key; per tier, the S4 states ``(B, n, 2, d, M)`` and (but the centre) the
+    ``(B, pool d)`` down and up frame buffers; the kernel's scratch rows.
+    """
+
+    tokens: Tensor
+    forced: Tensor
+    use: Tensor
+    logits: Tensor
+    logp: Tensor
+    seed: Tensor
+    counter: Tensor
+    scratch: Tensor
+    rows: Tensor
+    classes: Tensor
+    states: list[Tensor]
+    downs: list[Tensor]
+    ups: list[Tensor]
+
+    def flat(self) -> list[Tensor]:
+        fixed = [self.tokens, self.forced, self.use, self.logits, self.logp, self.seed,
+                 self.counter, self.scratch, self.rows, self.classes]  # fmt: skip
+        return [*fixed, *self.states, *self.downs, *self.ups]
+
+    @classmethod
+    def from_flat(cls, flat: list[Tensor] | tuple[Tensor, ...], tiers: int) -> Buffers:
+        (tokens, forced, use, logits, logp, seed, counter, scratch, rows, classes), rest = (
+            flat[:10],
+            list(flat[10:]),
+        )
+        pools = tiers - 1
+        return cls(tokens, forced, use, logits, logp, seed, counter, scratch, rows, classes,
+                   states=rest[:tiers], downs=rest[tiers : tiers + pools],
+                   ups=rest[tiers + pools :])  # fmt: skip
+
+
+def _block(batch: int) -> int:
+    return min(MAX_BLOCK, 1 << (batch - 1).bit_length())
+
+
+class FusedSampler(BlockSampler):
+    """Samples one batch of sequences a period at a time on the device.
+
+    Args:
+        backend: ``triton`` (the kernels; on the CPU only under ``TRITON_INTERPRET=1``) or
+            ``torch`` (the twin, any device).
+        graph: capture the period into a CUDA graph (default: on CUDA with ``triton``).
+    """
+
+    def __init__(self, fused: FusedSaShiMi, batch: int, *, backend: str = "triton",
+                 graph: bool | None = None) -> None:  # fmt: skip
+        self.f, self.batch, self.backend = fused, batch, backend
+        self.period, self.classes = fused.period, fused.classes
+        self.graph_enabled = (
+            graph if graph is not None else (fused.device.type == "cuda" and backend == "triton")
+        )
+        self.graph: Any = None
+        self.settings: tuple[float, float] | None = None
+        dev, dt = fused.device, fused.dtype
+        P, B, C = self.period, batch, fused.classes
+        sw = max(max(t.d, t.f) for t in fused.tiers)
+        self.sw = sw
+        self.b = Buffers(
+            tokens=torch.zeros(P + 1, B, dtype=torch.long, device=dev),
+            forced=torch.zeros(P, B, dtype=torch.long, device=dev),
+            use=torch.zeros(P, B, dtype=torch.int32, device=dev),
+            logits=torch.zeros(P, B, C, dtype=dt, device=dev),
+            logp=torch.zeros(P, B, dtype=dt, device=dev),
+            seed=torch.zeros(1, dtype=torch.long, device=dev),
+            counter=torch.zeros(1, dtype=torch.long, device=dev),
+            scratch=torch.zeros(B, 2 * sw, dtype=dt, device=dev),
+            rows=torch.arange(B, device=dev),
+            classes=torch.arange(C, device=dev),
+            states=[torch.zeros(B, t.n, 2, t.d, t.m, dtype=dt, device=dev) for t in fused.tiers],
+            downs=[torch.zeros(B, t.pool * t.d, dtype=dt, device=dev) for t in fused.tiers[:-1]],
+            ups=[torch.zeros(B, t.pool * t.d, dtype=dt, device=dev) for t in fused.tiers[:-1]],
+        )
+        self.bb = _block(batch)
+
+    # -- one period ------------------------------------------------------------------------
+    def schedule(self) -> list[tuple[int, int, int]]:
+        """``(tier, slot, position)`` of every launch in a period, in order."""
+        pools, out = self.f.pools, []
+        for j in range(self.period):
+            out.append((0, j % pools[0] if pools else 0, j))
+            span = 1
+            for i in range(1, len(pools) + 1):
+                span *= pools[i - 1]
+                if (j + 1) % span:
+                    break
+                slot = (j // span) % pools[i] if i < len(pools) else 0
+                out.append((i, slot, j))
+        return out
+
+    def period_fn(self, b: Buffers) -> None:
+        """Run one period on ``b`` (the unrolled schedule, then the period's bookkeeping)."""
+        temperature, top_p = self.settings or (1.0, 1.0)
+        for i, slot, pos in self.schedule():
+            if self.backend == "torch":
+                self.f.torch_tier(i, b, slot, pos, temperature=temperature, top_p=top_p)
+            else:
+                self._launch(i, b, slot, pos, temperature, top_p)
+        b.tokens[0].copy_(b.tokens[self.period])
+        b.counter.add_(1)
+
+    def _launch(self, i: int, b: Buffers, slot: int, pos: int, temperature: float,
+                top_p: float) -> None:  # fmt: skip
+        from audio_models.fast.triton_tier import tier_kernel
+
+        args, constants = self.launch_args(i, b, slot, pos, temperature, top_p)
+        warps = num_warps(self.f.tiers[i].d)
+        tier_kernel[(-(-self.batch // self.bb),)](*args, **constants, num_warps=warps)
+
+    def launch_args(self, i: int, b: Buffers, slot: int, pos: int, temperature: float,
+                    top_p: float) -> tuple[list[Any], dict[str, Any]]:  # fmt: skip
+        """The arguments and the compile-time constants of tier ``i``'s launch."""
+        f, t, w = self.f, self.f.tiers[i], self.f.tiers[i].w
+        BB, dummy = self.bb, b.logp
+        kout = f.tiers[i - 1].pool * f.tiers[i - 1].d if i > 0 else 1
+        tile, ssm_tile = TILE * num_warps(t.d), SSM_TILE * num_warps(t.d)
+
+        def kc(k: int, n: int) -> int:
+            return min(k, _floor2(tile // (BB * n)))
+
+        args = [
+            b.tokens, f.emb if i == 0 else dummy,
+            b.downs[i - 1] if i > 0 else dummy, w.get("wdp", dummy), w.get("bdp", dummy),
+            b.ups[i] if t.pool else dummy, b.downs[i] if t.pool else dummy, slot,
+            w["n1"], w["ssm"], w["ssmh"], w["dsk"], w["wo"], w["bo"], w.get("n2", dummy),
+            w.get("w1", dummy), w.get("b1", dummy), w.get("w2", dummy), w.get("b2", dummy),
+            b.states[i], w.get("wup", dummy), w.get("bup", dummy),
+            b.ups[i - 1] if i > 0 else dummy,
+            f.fn, f.wh, f.bh, b.logits, b.logp, b.forced, b.use, b.seed, b.counter,
+            pos, float(temperature or 1.0), float(top_p), b.scratch, self.batch, f.eps,
+            f.head_eps,
+        ]  # fmt: skip
+        constants = dict(
+            BB=BB, D=t.d, M=t.m, NL=t.n, F=max(t.f, 1), POOL=max(t.pool, 1), KIN=max(t.kin, 1),
+            KOUT=kout, C=f.classes, PERIOD=self.period, SW=self.sw,
+            HC=min(t.d, _floor2(ssm_tile // (BB * t.m))), KC_IN=kc(max(t.kin, 1), t.d),
+            KC_O=kc(t.d, t.d), KC_F1=kc(t.d, max(t.f, 1)), KC_F2=kc(max(t.f, 1), t.d),
+            KC_UP=kc(t.d, kout), KC_HEAD=kc(t.d, f.classes), EMBED=i == 0,
+            CENTER=t.pool == 0, POOL_OUT=i > 0, HEAD=i == 0, HAS_FF=t.f > 0, GLU=t.glu,
+            DPLR=t.dplr, LAYER_NORM=f.layer_norm, GREEDY=temperature == 0,
+            NUCLEUS=top_p < 1,
+        )  # fmt: skip
+        return args, constants
+
+    # -- the sampler interface -------------------------------------------------------------
+    def start(self, *, start_token: int, seed: Tensor, temperature: float, top_p: float) -> None:
+        settings = (float(temperature), float(top_p))
+        if self.graph is not None and settings != self.settings:
+            self.graph = None  # sampling settings are part of the captured launches
+        self.settings = settings
+        self._reset(start_token, seed)
+        if self.graph_enabled and self.graph is None:
+            self.graph = self._capture(start_token, seed)
+
+    def _reset(self, start_token: int, seed: Tensor) -> None:
+        b = self.b
+        for t in [*b.states, *b.downs, *b.ups]:
+            t.zero_()
+        b.tokens.fill_(start_token)
+        b.counter.zero_()
+        b.seed.copy_(seed.reshape(1) % MOD)
+
+    def _capture(self, start_token: int, seed: Tensor) -> Any:
+        """Warm every kernel (compiling it) on a side stream, restore the buffers, then
+        capture one period."""
+        stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            self.period_fn(self.b)
+        torch.cuda.current_stream().wait_stream(stream)
+        self._reset(start_token, seed)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self.period_fn(self.b)
+        return graph
+
+    def run(self, forced: Tensor, use: Tensor) -> tuple[Tensor, Tensor]:
+        self.b.forced.copy_(forced)
+        self.b.use.copy_(use)
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self.period_fn(self.b)
+        return self.b.tokens[1:].clone(), self.b.logp.clone()
+
+
+def triton_available() -> str | None:
+    """``None`` when Triton imports, else why not."""
+    try:
+        import triton  # noqa: F401
+    except ImportError as exc:  # e.g. macOS wheels of torch come without it
+        return f"Triton is not installed ({exc})"
+    return None
+
+
+def _prepare(model: Any, batch: int, device: torch.device) -> StepperFactory:
+    interpreted = os.environ.get("TRITON_INTERPRET") == "1"
+    if device.type != "cuda" and not (device.type == "cpu" and interpreted):
+        raise EngineUnavailable(
+            f"the triton engine runs on CUDA GPUs (on the CPU only under TRITON_INTERPRET=1, "
+            f"for tests); the model is on {device}"
+        )
+    why = triton_available()
+    if why is not None:
+        raise EngineUnavailable(why)
+    fused = FusedSaShiMi(model)
+    return lambda size: FusedSampler(fused, size)
+
+
+def _auto(model: Any, batch: int, device: torch.device) -> str | None:
+    if device.type != "cuda":
+        return "runs on CUDA GPUs"
+    return triton_available()
+
+
+#: The engine record the builders attach to SaShiMi language models.
+TRITON = EngineSpec(
+    name="triton",
+    label="triton (fused tier kernels, one CUDA graph per period)",
+    prepare=_prepare,
+    auto=_auto,
+)
