@@ -335,6 +335,7 @@ class CompiledSaShiMi:
         self.weights = np.concatenate(lay.chunks).astype(WEIGHTS[weight])
         self.state_size = lay.state
         self.classes = classes
+        self.act_dtype = self.dtype  # activations, states and logits: the model's precision
         self.library = load_library(weight)
 
 
@@ -357,7 +358,10 @@ class SplitStepper(Stepper):
         self.parts = split_batch(batch, workers)
         self.pool = ThreadPoolExecutor(len(self.parts) - 1) if len(self.parts) > 1 else None
         self.tokens = np.zeros(batch, dtype=np.int64)
-        self.logits = torch.zeros(batch, self.classes, dtype=torch.float64)
+        # what the C step computes in: the model's precision (SaShiMi) or float64
+        self.logits = torch.zeros(
+            batch, self.classes, dtype=getattr(compiled, "act_dtype", torch.float64)
+        )
         self.t = 0
 
     @abstractmethod
@@ -388,7 +392,10 @@ class CompiledStepper(SplitStepper):
 
     def __init__(self, compiled: CompiledSaShiMi, batch: int, workers: int | None = None) -> None:
         super().__init__(compiled, batch, workers)
-        self.state = np.zeros((batch, max(1, compiled.state_size)), dtype=np.float64)
+        self.state = np.zeros(
+            (batch, max(1, compiled.state_size)),
+            dtype=np.float32 if compiled.act_dtype == torch.float32 else np.float64,
+        )
 
     def _call(self, lo: int, hi: int) -> int:
         c = self.c

@@ -1,8 +1,9 @@
 /* One recurrent step of a SaShiMi language model (embedding -> SaShiMi -> head), fused.
  *
  * The Python side (audio_models/fast/engine.py) lays the model out in flat arrays and compiles
- * this file with the machine's C compiler. Sums, activations and states are double precision
- * (float64 models then match their eager step to 1e-9). The control flow mirrors
+ * this file with the machine's C compiler. Sums, activations and states are in the model's
+ * precision, as in its eager step (float64 models then match it to 1e-9, float32 ones to
+ * float32 rounding). The control flow mirrors
  * SaShiMi.step in audio_models/sashimi.py: the outer tier runs every sample, tier i + 1 once
  * tier i has filled a frame of p_i samples, and its up-pooled output is used one frame later;
  * the skip connections are the reference's (SaShiMi or its U-Net). The whole batch goes
@@ -18,13 +19,17 @@
 #include <stdint.h>
 #include <string.h>
 
-/* The precision weights are stored in: float for float32 models (half the memory traffic,
- * which bounds the step: the SC09 model's weights do not fit in cache), double for float64
- * ones. Activations, states and sums are double either way. */
+/* The model's precision: float for float32 models (half the memory traffic of double and
+ * twice the SIMD lanes; the SC09 model's weights do not fit in cache), double for float64
+ * ones. */
 #ifndef WEIGHT
 #define WEIGHT double
 #endif
 typedef WEIGHT weight_t;
+/* Activations, states and sums are in the same precision (the eager step's); the norms'
+ * statistics are double. */
+typedef WEIGHT real_t;
+
 
 enum { HEAD = 16, TIER = 12, LAYER = 20 };
 enum { H_TIERS, H_DMODEL, H_CLASSES, H_EMB, H_NORM_W, H_NORM_B, H_HEAD_W, H_HEAD_B,
@@ -43,71 +48,157 @@ enum { SCALAR_NORM = 0, LAYER_NORM = 1 };
 typedef struct {
     const weight_t *w;
     const int64_t *plan;
-    double *state;   /* nb sequences' states, `size` doubles each */
+    real_t *state;   /* nb sequences' states, `size` values each */
     int64_t nb, size;
     double eps;
 } ctx_t;
 
-/* For each of n rows r: y[r ys + o] = b[o] + sum_i x[r xs + i] * wt[i * n_out + o]. The
- * weight row i is read once for all rows (from cache after the first), so a batch costs one
- * pass over the weights; column sweeps vectorise without reassociation. */
+/* SIMD vectors of VW values (64 bytes: one AVX-512 register, two AVX2 or four NEON ones; the
+ * compiler lowers the vector extension to what the machine has), loaded and stored unaligned. */
+#define VBYTES 64
+#define VW ((int64_t)(VBYTES / sizeof(real_t)))
+typedef real_t vec_t __attribute__((vector_size(VBYTES)));
+static inline vec_t vload(const real_t *p) { vec_t v; memcpy(&v, p, sizeof v); return v; }
+static inline void vstore(real_t *p, vec_t v) { memcpy(p, &v, sizeof v); }
+
+/* For each of n rows r: y[r ys + o] = b[o] + sum_i x[r xs + i] * wt[i * n_out + o].
+ *
+ * Rows in blocks of 4, when n_out is a multiple of 2 VW: 4 rows x 2 VW outputs accumulate in
+ * 8 vector registers over all inputs (each weight vector loaded once for the 4 rows; the
+ * strip of weights, n_in x 2 VW, stays in L1 for the next block of rows), then are stored.
+ * The rows left over (all of them at batch 1) stream the weights row by row instead, each
+ * weight row i read once for those rows, which the hardware prefetches best when the
+ * weights come from L3 or memory; the column sweeps vectorise without reassociation. */
 static void linear(const weight_t *restrict wt, const weight_t *restrict b,
-                   const double *restrict x, int64_t xs, double *restrict y, int64_t ys,
+                   const real_t *restrict x, int64_t xs, real_t *restrict y, int64_t ys,
                    int64_t n, int64_t n_in, int64_t n_out) {
-    for (int64_t r = 0; r < n; r++)
+    int64_t done = 0;
+    if (n_out % (2 * VW) == 0 && n >= 4) {
+        done = n - n % 4;
+        for (int64_t o = 0; o < n_out; o += 2 * VW) {
+            const vec_t b0 = vload(b + o), b1 = vload(b + o + VW);
+            for (int64_t r = 0; r < done; r += 4) {
+                const real_t *x0 = x + r * xs, *x1 = x0 + xs, *x2 = x1 + xs, *x3 = x2 + xs;
+                vec_t a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0,
+                      a31 = b1;
+                for (int64_t i = 0; i < n_in; i++) {
+                    const vec_t w0 = vload(wt + i * n_out + o), w1 = vload(wt + i * n_out + o + VW);
+                    a00 += x0[i] * w0; a01 += x0[i] * w1;
+                    a10 += x1[i] * w0; a11 += x1[i] * w1;
+                    a20 += x2[i] * w0; a21 += x2[i] * w1;
+                    a30 += x3[i] * w0; a31 += x3[i] * w1;
+                }
+                real_t *y0 = y + r * ys + o;
+                vstore(y0, a00); vstore(y0 + VW, a01);
+                vstore(y0 + ys, a10); vstore(y0 + ys + VW, a11);
+                vstore(y0 + 2 * ys, a20); vstore(y0 + 2 * ys + VW, a21);
+                vstore(y0 + 3 * ys, a30); vstore(y0 + 3 * ys + VW, a31);
+            }
+        }
+    }
+    for (int64_t r = done; r < n; r++)
         for (int64_t o = 0; o < n_out; o++) y[r * ys + o] = b[o];
-    for (int64_t i = 0; i < n_in; i++) {
+    for (int64_t i = 0; i < n_in && done < n; i++) {
         const weight_t *restrict row = wt + i * n_out;
-        for (int64_t r = 0; r < n; r++) {
-            const double xi = x[r * xs + i];
-            double *restrict yr = y + r * ys;
+        for (int64_t r = done; r < n; r++) {
+            const real_t xi = x[r * xs + i];
+            real_t *restrict yr = y + r * ys;
             for (int64_t o = 0; o < n_out; o++) yr[o] += xi * row[o];
         }
     }
 }
 
-static void layer_norm(const double *x, const weight_t *g, const weight_t *b, double *y,
+static void layer_norm(const real_t *x, const weight_t *g, const weight_t *b, real_t *y,
                        int64_t n, double eps) {
     double mean = 0, var = 0;
     for (int64_t i = 0; i < n; i++) mean += x[i];
     mean /= (double)n;
     for (int64_t i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
-    const double inv = 1.0 / sqrt(var / (double)n + eps);
+    const real_t inv = (real_t)(1.0 / sqrt(var / (double)n + eps));
     for (int64_t i = 0; i < n; i++) y[i] = (x[i] - mean) * inv * g[i] + b[i];
 }
 
 /* The reference's scalar norm: y = s / std(x) * (x - mean(x) + m), biased std, no epsilon. */
-static void scalar_norm(const double *x, const weight_t *m, const weight_t *s, double *y,
+static void scalar_norm(const real_t *x, const weight_t *m, const weight_t *s, real_t *y,
                         int64_t n) {
     double mean = 0, var = 0;
     for (int64_t i = 0; i < n; i++) mean += x[i];
     mean /= (double)n;
     for (int64_t i = 0; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
-    const double scale = (double)s[0] / sqrt(var / (double)n), shift = (double)m[0] - mean;
+    const real_t scale = (real_t)(s[0] / sqrt(var / (double)n)), shift = (real_t)(m[0] - mean);
     for (int64_t i = 0; i < n; i++) y[i] = scale * (x[i] + shift);
 }
 
-static inline double gelu(double x) { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752440)); }
+/* exp, erf-based GELU and sigmoid without library calls, so that the loops over them
+ * vectorise, for float models: exp(x) = 2^k exp(r), k = rint(x / ln 2), r = x - k ln 2 (ln 2
+ * in two parts), exp(r) by its degree-7 Taylor polynomial (|r| <= ln 2 / 2), 2^k through the
+ * exponent bits; erfc(z) for z >= 0 by Abramowitz & Stegun 7.1.26 (absolute error below
+ * 1.5e-7). Measured over [-12, 12]: exp within 2e-7 relative, GELU(x) = x / 2 (1 + erf(x /
+ * sqrt 2)) within 2.2e-7 max(1, |x|), sigmoid within 1e-7. Double models keep the C library's
+ * erf and exp. */
+static inline float fexp(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float k = rintf(x * 1.44269504088896341f);
+    const float r = (x - k * 0.693145751953125f) - k * 1.42860682030941723e-6f;
+    const float p =
+        1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 +
+        r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    const int32_t bits = ((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline float gelu_f(float x) {
+    const float z = fabsf(x) * 0.70710678118654752f, t = 1.0f / (1.0f + 0.3275911f * z);
+    const float q = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f +
+                    t * (-1.453152027f + t * 1.061405429f)))) * fexp(-z * z);  /* erfc(z) */
+    return 0.5f * x * (x >= 0 ? 2.0f - q : q);
+}
+
+static inline double gelu_d(double x) { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752440)); }
+static inline float sigmoid_f(float x) { return 1.0f / (1.0f + fexp(-x)); }
+static inline double sigmoid_d(double x) { return 1.0 / (1.0 + exp(-x)); }
+#define gelu(x) _Generic((x), float: gelu_f, default: gelu_d)(x)
+#define sigmoid(x) _Generic((x), float: sigmoid_f, default: sigmoid_d)(x)
+
+/* v <- GELU(v + d * u) over n values (d, u may be NULL: none), a loop that vectorises. */
+static void gelu_all(real_t *restrict v, const weight_t *restrict d, const real_t *restrict u,
+                     int64_t n) {
+    if (d != NULL)
+        for (int64_t i = 0; i < n; i++) v[i] = gelu(v[i] + d[i] * u[i]);
+    else
+        for (int64_t i = 0; i < n; i++) v[i] = gelu(v[i]);
+}
+
+/* x[i] += a[i] sigmoid(g[i]) over n values (the GLU's output added to the residual). */
+static void glu_add(real_t *restrict x, const real_t *restrict a, const real_t *restrict g,
+                    int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] += a[i] * sigmoid(g[i]);
+}
 
 /* A diagonal recurrence (S4D): x <- A x + B u, y = scale Re(C x); complex, split re / im.
  * ssm: A_re, A_im, B_re, B_im, C_re, C_im, each (H, M). */
-static void ssm_diagonal(const int64_t *L, const weight_t *q, double *st, const double *u,
-                         double *y) {
+static void ssm_diagonal(const int64_t *L, const weight_t *restrict q, real_t *restrict st,
+                         const real_t *restrict u, real_t *restrict y) {
     const int64_t H = L[L_H], M = L[L_M], HM = L[L_H] * L[L_M];
-    const weight_t *are = q, *aim = q + HM, *bre = q + 2 * HM, *bim = q + 3 * HM,
-                   *cre = q + 4 * HM, *cim = q + 5 * HM;
-    double *sre = st, *sim = st + HM;
+    const real_t scale = (real_t)L[L_SCALE];
     for (int64_t h = 0; h < H; h++) {
-        const double uh = u[h];
-        double acc = 0;
-        for (int64_t k = h * M; k < (h + 1) * M; k++) {
-            const double r = are[k] * sre[k] - aim[k] * sim[k] + bre[k] * uh;
-            const double i = are[k] * sim[k] + aim[k] * sre[k] + bim[k] * uh;
-            sre[k] = r;
-            sim[k] = i;
-            acc += cre[k] * r - cim[k] * i;
+        const int64_t k0 = h * M;
+        const weight_t *restrict Ar = q + k0, *restrict Ai = q + HM + k0,
+                       *restrict Br = q + 2 * HM + k0, *restrict Bi = q + 3 * HM + k0,
+                       *restrict Cr = q + 4 * HM + k0, *restrict Ci = q + 5 * HM + k0;
+        real_t *restrict Sr = st + k0, *restrict Si = st + HM + k0;
+        const real_t uh = u[h];
+        real_t acc = 0;
+        for (int64_t m = 0; m < M; m++) {
+            const real_t re = Ar[m] * Sr[m] - Ai[m] * Si[m] + Br[m] * uh;
+            const real_t im = Ar[m] * Si[m] + Ai[m] * Sr[m] + Bi[m] * uh;
+            Sr[m] = re;
+            Si[m] = im;
+            acc += Cr[m] * re - Ci[m] * im;
         }
-        y[h] = (double)L[L_SCALE] * acc;
+        y[h] = scale * acc;
     }
 }
 
@@ -116,57 +207,57 @@ static void ssm_diagonal(const int64_t *L, const weight_t *q, double *st, const 
  *   x = 2/dt (D w - D P inner_inv 2 Re(P^H D w)),  y = 2 Re(C x)
  * ssm: Lambda, B, D, C (each re then im, (H, M)), P (r, re / im, H, M), dt (H),
  * inner_inv (H, r, r). */
-static void ssm_dplr(const int64_t *L, const weight_t *q, double *st, const double *u,
-                     double *y) {
+static void ssm_dplr(const int64_t *L, const weight_t *q, real_t *st, const real_t *u,
+                     real_t *y) {
     const int64_t H = L[L_H], M = L[L_M], R = L[L_RANK], HM = L[L_H] * L[L_M];
     const weight_t *lre = q, *lim = q + HM, *bre = q + 2 * HM, *bim = q + 3 * HM,
                    *dre = q + 4 * HM, *dim = q + 5 * HM, *cre = q + 6 * HM, *cim = q + 7 * HM,
                    *P = q + 8 * HM, *dts = P + 2 * R * HM, *inv = dts + H;
-    double *sre = st, *sim = st + HM;
-    double wre[M], wim[M], px[R], pdw[R], corr[R];
+    real_t *sre = st, *sim = st + HM;
+    real_t wre[M], wim[M], px[R], pdw[R], corr[R];
     for (int64_t h = 0; h < H; h++) {
         const int64_t k0 = h * M;
-        const double dt = dts[h], uh = u[h];
+        const real_t dt = dts[h], uh = u[h];
         for (int64_t r = 0; r < R; r++) {
             const weight_t *pre = P + (2 * r) * HM + k0, *pim = P + (2 * r + 1) * HM + k0;
-            double acc = 0;
+            real_t acc = 0;
             for (int64_t m = 0; m < M; m++) acc += pre[m] * sre[k0 + m] + pim[m] * sim[k0 + m];
             px[r] = 2 * acc;
         }
         for (int64_t m = 0; m < M; m++) {
             const int64_t k = k0 + m;
-            double ar = lre[k] * sre[k] - lim[k] * sim[k];
-            double ai = lre[k] * sim[k] + lim[k] * sre[k];
+            real_t ar = lre[k] * sre[k] - lim[k] * sim[k];
+            real_t ai = lre[k] * sim[k] + lim[k] * sre[k];
             for (int64_t r = 0; r < R; r++) {
                 ar -= P[(2 * r) * HM + k] * px[r];
                 ai -= P[(2 * r + 1) * HM + k] * px[r];
             }
-            const double w_r = sre[k] + 0.5 * dt * ar + dt * bre[k] * uh;
-            const double w_i = sim[k] + 0.5 * dt * ai + dt * bim[k] * uh;
+            const real_t w_r = sre[k] + (real_t)0.5 * dt * ar + dt * bre[k] * uh;
+            const real_t w_i = sim[k] + (real_t)0.5 * dt * ai + dt * bim[k] * uh;
             wre[m] = dre[k] * w_r - dim[k] * w_i;  /* D w */
             wim[m] = dre[k] * w_i + dim[k] * w_r;
         }
         for (int64_t r = 0; r < R; r++) {
             const weight_t *pre = P + (2 * r) * HM + k0, *pim = P + (2 * r + 1) * HM + k0;
-            double acc = 0;
+            real_t acc = 0;
             for (int64_t m = 0; m < M; m++) acc += pre[m] * wre[m] + pim[m] * wim[m];
             pdw[r] = 2 * acc;
         }
         for (int64_t r = 0; r < R; r++) {
-            double acc = 0;
+            real_t acc = 0;
             for (int64_t s = 0; s < R; s++) acc += inv[(h * R + r) * R + s] * pdw[s];
             corr[r] = acc;
         }
-        double acc = 0;
+        real_t acc = 0;
         for (int64_t m = 0; m < M; m++) {
             const int64_t k = k0 + m;
-            double pr = 0, pi = 0;
+            real_t pr = 0, pi = 0;
             for (int64_t r = 0; r < R; r++) {
                 pr += P[(2 * r) * HM + k] * corr[r];
                 pi += P[(2 * r + 1) * HM + k] * corr[r];
             }
-            const double xr = 2 / dt * (wre[m] - (dre[k] * pr - dim[k] * pi));
-            const double xi = 2 / dt * (wim[m] - (dre[k] * pi + dim[k] * pr));
+            const real_t xr = 2 / dt * (wre[m] - (dre[k] * pr - dim[k] * pi));
+            const real_t xi = 2 / dt * (wim[m] - (dre[k] * pi + dim[k] * pr));
             sre[k] = xr;
             sim[k] = xi;
             acc += cre[k] * xr - cim[k] * xi;
@@ -177,40 +268,41 @@ static void ssm_dplr(const int64_t *L, const weight_t *q, double *st, const doub
 
 /* ssm_dplr for rank 1 (every HiPPO measure but legt): the same maths in three sweeps over
  * the modes, each free of inner loops, so that the compiler vectorises them. */
-static void ssm_dplr1(const int64_t *L, const weight_t *q, double *st, const double *u,
-                      double *y) {
+static void ssm_dplr1(const int64_t *L, const weight_t *restrict q, real_t *restrict st,
+                      const real_t *restrict u, real_t *restrict y) {
     const int64_t H = L[L_H], M = L[L_M], HM = L[L_H] * L[L_M];
-    const weight_t *lre = q, *lim = q + HM, *bre = q + 2 * HM, *bim = q + 3 * HM,
-                   *dre = q + 4 * HM, *dim = q + 5 * HM, *cre = q + 6 * HM, *cim = q + 7 * HM,
-                   *pre = q + 8 * HM, *pim = q + 9 * HM, *dts = q + 10 * HM, *inv = dts + H;
-    double *sre = st, *sim = st + HM;
-    double wre[M], wim[M];
+    const weight_t *dts = q + 10 * HM, *inv = dts + H;
+    real_t wre[M], wim[M];
     for (int64_t h = 0; h < H; h++) {
         const int64_t k0 = h * M;
-        const double dt = dts[h], half = 0.5 * dts[h], du = dts[h] * u[h];
-        const weight_t *Lr = lre + k0, *Li = lim + k0, *Br = bre + k0, *Bi = bim + k0,
-                       *Dr = dre + k0, *Di = dim + k0, *Cr = cre + k0, *Ci = cim + k0,
-                       *Pr = pre + k0, *Pi = pim + k0;
-        double *Sr = sre + k0, *Si = sim + k0;
-        double px = 0;
+        const real_t dt = dts[h], half = (real_t)0.5 * dts[h], scale = 2 / dt;
+        const weight_t *restrict Lr = q + k0, *restrict Li = q + HM + k0,
+                       *restrict Br = q + 2 * HM + k0, *restrict Bi = q + 3 * HM + k0,
+                       *restrict Dr = q + 4 * HM + k0, *restrict Di = q + 5 * HM + k0,
+                       *restrict Cr = q + 6 * HM + k0, *restrict Ci = q + 7 * HM + k0,
+                       *restrict Pr = q + 8 * HM + k0, *restrict Pi = q + 9 * HM + k0;
+        real_t *restrict Wr = wre, *restrict Wi = wim;
+        real_t *restrict Sr = st + k0, *restrict Si = st + HM + k0;
+        const real_t du = dt * u[h];
+        real_t px = 0;
         for (int64_t m = 0; m < M; m++) px += Pr[m] * Sr[m] + Pi[m] * Si[m];
         px *= 2;
-        double pdw = 0;
+        real_t pdw = 0;
         for (int64_t m = 0; m < M; m++) {
-            const double ar = Lr[m] * Sr[m] - Li[m] * Si[m] - Pr[m] * px;
-            const double ai = Lr[m] * Si[m] + Li[m] * Sr[m] - Pi[m] * px;
-            const double w_r = Sr[m] + half * ar + du * Br[m];
-            const double w_i = Si[m] + half * ai + du * Bi[m];
-            wre[m] = Dr[m] * w_r - Di[m] * w_i;
-            wim[m] = Dr[m] * w_i + Di[m] * w_r;
-            pdw += Pr[m] * wre[m] + Pi[m] * wim[m];
+            const real_t ar = Lr[m] * Sr[m] - Li[m] * Si[m] - Pr[m] * px;
+            const real_t ai = Lr[m] * Si[m] + Li[m] * Sr[m] - Pi[m] * px;
+            const real_t w_r = Sr[m] + half * ar + du * Br[m];
+            const real_t w_i = Si[m] + half * ai + du * Bi[m];
+            Wr[m] = Dr[m] * w_r - Di[m] * w_i;
+            Wi[m] = Dr[m] * w_i + Di[m] * w_r;
+            pdw += Pr[m] * Wr[m] + Pi[m] * Wi[m];
         }
-        const double corr = inv[h] * 2 * pdw, scale = 2 / dt;
-        double acc = 0;
+        const real_t corr = inv[h] * 2 * pdw;
+        real_t acc = 0;
         for (int64_t m = 0; m < M; m++) {
-            const double pr = Pr[m] * corr, pi = Pi[m] * corr;
-            const double xr = scale * (wre[m] - (Dr[m] * pr - Di[m] * pi));
-            const double xi = scale * (wim[m] - (Dr[m] * pi + Di[m] * pr));
+            const real_t pr = Pr[m] * corr, pi = Pi[m] * corr;
+            const real_t xr = scale * (Wr[m] - (Dr[m] * pr - Di[m] * pi));
+            const real_t xi = scale * (Wi[m] - (Dr[m] * pi + Di[m] * pr));
             Sr[m] = xr;
             Si[m] = xi;
             acc += Cr[m] * xr - Ci[m] * xi;
@@ -220,10 +312,10 @@ static void ssm_dplr1(const int64_t *L, const weight_t *q, double *st, const dou
 }
 
 /* Each of the nb rows of x (width H): x <- x + layer(norm(x)); S4 states updated in place. */
-static void residual(const ctx_t *c, const int64_t *L, double *x) {
+static void residual(const ctx_t *c, const int64_t *L, real_t *x) {
     const int64_t H = L[L_H], nb = c->nb;
     const weight_t *w = c->w;
-    double u[nb * H];
+    real_t u[nb * H];
     for (int64_t r = 0; r < nb; r++) {
         if (L[L_NORM] == SCALAR_NORM)
             scalar_norm(x + r * H, w + L[L_N1], w + L[L_N2], u + r * H, H);
@@ -232,16 +324,19 @@ static void residual(const ctx_t *c, const int64_t *L, double *x) {
     }
     if (L[L_KIND] == FEEDFORWARD) {
         const int64_t F = L[L_M];
-        double f[nb * F], o[nb * H];
+        real_t f[nb * F], o[nb * H];
         linear(w + L[L_SSM], w + L[L_D], u, H, f, F, nb, H, F);
-        for (int64_t i = 0; i < nb * F; i++) f[i] = gelu(f[i]);
+        gelu_all(f, NULL, NULL, nb * F);
         linear(w + L[L_OUT_W], w + L[L_OUT_B], f, F, o, H, nb, F, H);
         for (int64_t i = 0; i < nb * H; i++) x[i] += o[i];
         return;
     }
-    double y[nb * H], o[nb * 2 * H];
+    real_t y[nb * H], o[nb * 2 * H];
+    /* Row by row: a row's states are contiguous (about 1 MB per row at the SC09 size, so a
+     * batch's do not fit in cache), and streaming them row after row beats visiting every row
+     * per channel. */
     for (int64_t r = 0; r < nb; r++) {
-        double *st = c->state + r * c->size + L[L_STATE];
+        real_t *st = c->state + r * c->size + L[L_STATE];
         if (L[L_KIND] == DPLR && L[L_RANK] == 1)
             ssm_dplr1(L, w + L[L_SSM], st, u + r * H, y + r * H);
         else if (L[L_KIND] == DPLR)
@@ -250,14 +345,10 @@ static void residual(const ctx_t *c, const int64_t *L, double *x) {
             ssm_diagonal(L, w + L[L_SSM], st, u + r * H, y + r * H);
     }
     const weight_t *D = w + L[L_D];
-    for (int64_t r = 0; r < nb; r++)
-        for (int64_t h = 0; h < H; h++) y[r * H + h] = gelu(y[r * H + h] + D[h] * u[r * H + h]);
+    for (int64_t r = 0; r < nb; r++) gelu_all(y + r * H, D, u + r * H, H);
     if (L[L_GLU]) {
         linear(w + L[L_OUT_W], w + L[L_OUT_B], y, H, o, 2 * H, nb, H, 2 * H);
-        for (int64_t r = 0; r < nb; r++) {
-            const double *orow = o + r * 2 * H;
-            for (int64_t h = 0; h < H; h++) x[r * H + h] += orow[h] / (1.0 + exp(-orow[H + h]));
-        }
+        for (int64_t r = 0; r < nb; r++) glu_add(x + r * H, o + r * 2 * H, o + r * 2 * H + H, H);
     } else {
         linear(w + L[L_OUT_W], w + L[L_OUT_B], y, H, o, H, nb, H, H);
         for (int64_t i = 0; i < nb * H; i++) x[i] += o[i];
@@ -268,19 +359,19 @@ static const int64_t *layer_at(const ctx_t *c, int64_t l) {
     return c->plan + HEAD + c->plan[H_TIERS] * TIER + l * LAYER;
 }
 
-static void run(const ctx_t *c, int64_t first, int64_t n, double *x) {
+static void run(const ctx_t *c, int64_t first, int64_t n, real_t *x) {
     for (int64_t l = first; l < first + n; l++) residual(c, layer_at(c, l), x);
 }
 
 /* Tier i at its time t: h (nb rows, the tier's input of width d) -> the tier's output, in
  * place. Sequence r's frame buffers live in its own state block. */
-static void tier(const ctx_t *c, int64_t i, double *h, int64_t t) {
+static void tier(const ctx_t *c, int64_t i, real_t *h, int64_t t) {
     const int64_t *P = c->plan;
     const int64_t nb = c->nb;
     if (i == P[H_TIERS]) {  /* the centre: its input is added back to its output */
         const int64_t d = layer_at(c, P[H_FCENTER])[L_H];
-        double in[nb * d];
-        memcpy(in, h, (size_t)(nb * d) * sizeof(double));
+        real_t in[nb * d];
+        memcpy(in, h, (size_t)(nb * d) * sizeof(real_t));
         run(c, P[H_FCENTER], P[H_NCENTER], h);
         for (int64_t k = 0; k < nb * d; k++) h[k] += in[k];
         return;
@@ -288,22 +379,22 @@ static void tier(const ctx_t *c, int64_t i, double *h, int64_t t) {
     const int64_t *T = P + HEAD + i * TIER;
     const int64_t d = T[T_D], p = T[T_P], e = T[T_E], slot = t % p, n = T[T_NDOWN];
     const int64_t nd = nb * d;
-    double *down0 = c->state + T[T_BUF], *up0 = down0 + p * d;  /* sequence r: + r * size */
-    double skips[(n + 1) * nd];  /* the input of every down layer, then the pool's input */
-    memcpy(skips, h, (size_t)nd * sizeof(double));
+    real_t *down0 = c->state + T[T_BUF], *up0 = down0 + p * d;  /* sequence r: + r * size */
+    real_t skips[(n + 1) * nd];  /* the input of every down layer, then the pool's input */
+    memcpy(skips, h, (size_t)nd * sizeof(real_t));
     for (int64_t l = 0; l < n; l++) {
         residual(c, layer_at(c, T[T_FDOWN] + l), h);
-        memcpy(skips + (l + 1) * nd, h, (size_t)nd * sizeof(double));
+        memcpy(skips + (l + 1) * nd, h, (size_t)nd * sizeof(real_t));
     }
-    double out[nd], sum[nd];
+    real_t out[nd], sum[nd];
     for (int64_t r = 0; r < nb; r++) {
-        const double *up = up0 + r * c->size + slot * d;
+        const real_t *up = up0 + r * c->size + slot * d;
         for (int64_t k = 0; k < d; k++) out[r * d + k] = sum[r * d + k] = up[k] + h[r * d + k];
     }
     if (P[H_UNET]) {
         for (int64_t l = 0; l < T[T_NUP]; l++) {
             residual(c, layer_at(c, T[T_FUP] + l), out);
-            const double *skip = skips + (n - 1 - l) * nd;
+            const real_t *skip = skips + (n - 1 - l) * nd;
             for (int64_t k = 0; k < nd; k++) out[k] += skip[k];
         }
     } else {
@@ -311,25 +402,25 @@ static void tier(const ctx_t *c, int64_t i, double *h, int64_t t) {
         for (int64_t k = 0; k < nd; k++) out[k] += sum[k];
     }
     for (int64_t r = 0; r < nb; r++)
-        memcpy(down0 + r * c->size + slot * d, h + r * d, (size_t)d * sizeof(double));
+        memcpy(down0 + r * c->size + slot * d, h + r * d, (size_t)d * sizeof(real_t));
     if (slot == p - 1) {  /* a frame is complete: the coarser tier takes one step */
-        double inner[nb * e];
+        real_t inner[nb * e];
         linear(c->w + T[T_DP_W], c->w + T[T_DP_B], down0, c->size, inner, e, nb, p * d, e);
         tier(c, i + 1, inner, t / p);
         linear(c->w + T[T_UP_W], c->w + T[T_UP_B], inner, e, up0, c->size, nb, e, p * d);
     }
-    memcpy(h, out, (size_t)nd * sizeof(double));
+    memcpy(h, out, (size_t)nd * sizeof(real_t));
 }
 
 /* One step for `batch` sequences at time t: tokens (batch) -> logits (batch x classes), the
  * batch going through each layer together (each weight read once per step). */
-int sashimi_step(const weight_t *w, const int64_t *plan, double *state, const int64_t *tokens,
-                 double *logits, int64_t batch, int64_t t, double eps) {
+int sashimi_step(const weight_t *w, const int64_t *plan, real_t *state, const int64_t *tokens,
+                 real_t *logits, int64_t batch, int64_t t, double eps) {
     const int64_t d = plan[H_DMODEL], classes = plan[H_CLASSES];
     for (int64_t b = 0; b < batch; b++)
         if (tokens[b] < 0 || tokens[b] >= classes) return 1;
     const ctx_t c = {w, plan, state, batch, plan[H_STATE], eps};
-    double h[batch * d], y[batch * d];
+    real_t h[batch * d], y[batch * d];
     for (int64_t b = 0; b < batch; b++) {
         const weight_t *emb = w + plan[H_EMB] + tokens[b] * d;
         for (int64_t k = 0; k < d; k++) h[b * d + k] = emb[k];
