@@ -23,6 +23,9 @@ from .specs import Kind, Spec
 OptimizerName = Literal["adamw", "adam", "sgd"]
 SchedulerName = Literal["plateau", "cosine", "constant"]
 Precision = Literal["fp32", "bf16"]
+#: ``train.compile``: ``none``; ``inductor`` (``torch.compile``'s default code generator, made
+#: for GPUs); ``eager`` (Dynamo's trace run as is: checks that the forward is one graph).
+CompileMode = Literal["none", "inductor", "eager"]
 ClipAlgorithm = Literal["norm", "value"]
 Split = Literal["train", "val", "test"]
 
@@ -77,7 +80,10 @@ class TrainConfig:
     ``norm`` or element-wise by ``value`` (``grad_clip_algorithm``, the reference's SampleRNN
     uses ``value``);
     ``num_workers``: DataLoader worker processes; ``sample_at_end``: after training, generate
-    this many clips from the best checkpoint with the ``generate`` settings (``0``: none).
+    this many clips from the best checkpoint with the ``generate`` settings (``0``: none);
+    ``compile``: run the training forward under ``torch.compile(fullgraph=True)`` with this
+    backend (:data:`CompileMode`; the first steps compile; with ``precision = "bf16"`` on a
+    GPU the position-wise layers run in bf16, the SSM maths in float32).
     """
 
     optimizer: OptimizerConfig = Factory(OptimizerConfig)
@@ -88,6 +94,7 @@ class TrainConfig:
     val_every: int = field(default=0, validator=v.ge(0))
     seed: int = field(default=0, validator=v.ge(0))
     precision: Precision = field(default="fp32", validator=one_of(Precision))
+    compile: CompileMode = field(default="none", validator=one_of(CompileMode))
     grad_clip: float = field(default=0.0, validator=v.ge(0.0))
     grad_clip_algorithm: ClipAlgorithm = field(default="norm", validator=one_of(ClipAlgorithm))
     val_batches: int = field(default=0, validator=v.ge(0))

@@ -105,6 +105,8 @@ class AutoregressiveModel(nn.Module, ABC):
 
     # -- shared ------------------------------------------------------------------------------
     def _check_tokens(self, x: Tensor, *, ignore: bool = False) -> None:
+        if torch.compiler.is_compiling():
+            return  # checked by every eager call; a traced graph cannot branch on values
         if x.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
             raise TypeError(f"expected class indices (an integer tensor); got {x.dtype}")
         values = x[x != IGNORE_INDEX] if ignore else x

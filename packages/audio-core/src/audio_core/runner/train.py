@@ -394,6 +394,11 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=ids)
+        mode = self.config.train.compile
+        if mode != "none":
+            # One graph or an error (no silent fallback to eager pieces); the weights stay the
+            # module's, so checkpoints and resumes are unchanged.
+            self.train_model = torch.compile(self.train_model, fullgraph=True, backend=mode)
         status = self._train()
         if status:
             return status
@@ -449,7 +454,7 @@ class Trainer:
         shard = (
             {"shard": (self.rank, self.world)} if getattr(self.model, "shards_noise", False) else {}
         )
-        with self._autocast():
+        with self._autocast(), self._compile_errors():
             loss = self.train_model(x, **shard)
         return self._update(loss.float() / math.log(2) if self.unit == "nats" else loss.float())
 
@@ -462,7 +467,7 @@ class Trainer:
             if valid == 0:  # the rest is padding
                 break
             end = min(length, start + chunk)
-            with self._autocast():
+            with self._autocast(), self._compile_errors():
                 nats, state = self.train_model(x, chunk=(start, end), state=state)
             n = int((x[:, start:end] != IGNORE_INDEX).sum())
             state = [h.detach() for h in state]
@@ -726,6 +731,26 @@ class Trainer:
         if cfg.max_steps and self.state.step >= cfg.max_steps:
             return True
         return bool(cfg.max_epochs and self.state.epoch >= cfg.max_epochs)
+
+    @contextlib.contextmanager
+    def _compile_errors(self) -> Iterator[None]:
+        """A forward that ``train.compile`` cannot trace or compile is one line, naming the
+        setting and the first line of the reason."""
+        mode = self.config.train.compile
+        try:
+            yield
+        except Exception as exc:
+            if mode == "none":
+                raise
+            from torch._dynamo.exc import TorchDynamoException
+
+            if not isinstance(exc, TorchDynamoException):
+                raise
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise _one(
+                f"train.compile={mode}: the model's training forward does not compile as one "
+                f"graph ({reason}); set train.compile=none"
+            ) from None
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.config.train.precision == "bf16":
