@@ -398,7 +398,8 @@ class Trainer:
         if mode != "none":
             # One graph or an error (no silent fallback to eager pieces); the weights stay the
             # module's, so checkpoints and resumes are unchanged.
-            self.train_model = torch.compile(self.train_model, fullgraph=True, backend=mode)
+            compiled: Any = torch.compile(self.train_model, fullgraph=True, backend=mode)
+            self.train_model = compiled  # an OptimizedModule, a Module
         status = self._train()
         if status:
             return status
