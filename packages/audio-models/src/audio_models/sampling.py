@@ -42,7 +42,7 @@ class Generated(NamedTuple):
         prefix_len: how many leading samples were given rather than sampled.
         engine: which engine computed the steps.
         passed_over: why ``auto`` fell back to ``eager`` although the model has other engines
-            (``compiled: no fused step for cuda yet``); empty otherwise.
+            (``compiled: no fused step for the kernel ExampleDecay``); empty otherwise.
     """
 
     samples: Tensor

@@ -433,7 +433,7 @@ def c_step_engine(
 
     def auto(model: Any, batch: int, device: torch.device) -> str | None:
         if device.type != "cpu":
-            return f"no fused step for {device.type} yet"
+            return f"the C step runs on the CPU, not {device.type}"
         if batch > max_batch:
             return f"batch {batch} > {max_batch}, the largest it was measured faster at"
         if find_compiler() is None:
