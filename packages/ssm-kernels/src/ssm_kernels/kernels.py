@@ -448,7 +448,7 @@ def _dplr_step_tables(kernel: DPLRKernel, mode: StepMode) -> dict[str, Tensor]:
     if mode == "linear":  # needs no dense N x N matrices
         D = 1 / (2 / dt.unsqueeze(-1) - Lambda)  # (H, M)
         inner = 2 * torch.einsum("rhm,hm,shm->hrs", Q.conj(), D, P).real
-        eye = torch.eye(P.shape[0], dtype=inner.dtype)
+        eye = torch.eye(P.shape[0], dtype=inner.dtype, device=inner.device)
         return {
             "Lambda": Lambda,
             "P": P,

@@ -207,7 +207,7 @@ def recurrence_tables(kernel: nn.Module) -> tuple[int, dict[str, Tensor]]:
 
     if not isinstance(kernel, DiagKernel | DPLRKernel):
         raise EngineUnavailable(f"no fused step for the kernel {type(kernel).__name__}")
-    double = copy.deepcopy(kernel).double()
+    double = copy.deepcopy(kernel).cpu().double()  # tables on the CPU, in float64
     with torch.no_grad():
         if isinstance(double, DPLRKernel):
             t = _dplr_step_tables(double, "linear")
