@@ -379,17 +379,23 @@ def test_samplernn_trains_with_tbptt_one_update_per_chunk(tmp_path: Path, data_r
     assert all(torch.equal(whole[k], split[k]) for k in whole)
 
 
+def _losses_with_compile(tmp_path: Path, data_root: Path, *modes: str) -> dict[str, list[object]]:
+    """Per ``train.compile`` mode, the training losses of 3 steps of the tiny model."""
+    losses = {}
+    for mode in modes:
+        run(tmp_path, *TINY, f"dataset.root={data_root}", "train.max_steps=3",
+            f"train.compile={mode}", f"output.name={mode}")  # fmt: skip
+        losses[mode] = [r["train_bits"] for r in metrics(tmp_path / f"runs/{mode}")
+                        if "train_bits" in r]  # fmt: skip
+    return losses
+
+
 def test_a_compiled_training_forward_trains_as_the_eager_one(
     tmp_path: Path, data_root: Path
 ) -> None:
     """``train.compile=eager`` traces the whole forward as one graph (``fullgraph=True``) and
     runs it as traced: the losses equal the uncompiled run's bit for bit."""
-    losses = {}
-    for mode in ("none", "eager"):
-        run(tmp_path, *TINY, f"dataset.root={data_root}", "train.max_steps=3",
-            f"train.compile={mode}", f"output.name={mode}")  # fmt: skip
-        losses[mode] = [r["train_bits"] for r in metrics(tmp_path / f"runs/{mode}")
-                        if "train_bits" in r]  # fmt: skip
+    losses = _losses_with_compile(tmp_path, data_root, "none", "eager")
     assert len(losses["none"]) == 3
     assert losses["eager"] == losses["none"]
 
@@ -400,12 +406,7 @@ def test_an_inductor_compiled_training_forward_matches_the_eager_one(
 ) -> None:
     """``train.compile=inductor`` (generated code; about 90 s of compiling on 2 cores): the
     losses equal the uncompiled run's to float32 rounding."""
-    losses = {}
-    for mode in ("none", "inductor"):
-        run(tmp_path, *TINY, f"dataset.root={data_root}", "train.max_steps=3",
-            f"train.compile={mode}", f"output.name={mode}")  # fmt: skip
-        losses[mode] = [r["train_bits"] for r in metrics(tmp_path / f"runs/{mode}")
-                        if "train_bits" in r]  # fmt: skip
+    losses = _losses_with_compile(tmp_path, data_root, "none", "inductor")
     assert len(losses["inductor"]) == 3
     assert losses["inductor"] == pytest.approx(losses["none"], rel=1e-5)
 
