@@ -42,6 +42,10 @@ VARIANTS: dict[str, dict[str, object]] = {
     "s4d-one-pool-ff3": {"pool": (4,), "kernel": kernel("s4d", d_state=8), "ff": 3, "expand": 3},
     "s4-no-ff": {"pool": (2,), "ff": 0},
     "s4-legt-rank2": {"pool": (2,), "kernel": kernel("s4", d_state=8, init="legt", rank=2)},
+    # A trained Q of its own (not P): the C step's sums over the modes must use Q.
+    "s4-separate-q": {"pool": (2,), "kernel": kernel("s4", d_state=8, separate_q=True)},
+    # 12 channels: not a whole number of SIMD vectors (8 doubles, 16 floats), so padded lanes
+    "s4-width-12": {"pool": (2,), "d_model": 12},
 }  # fmt: skip
 
 
@@ -100,7 +104,10 @@ def test_compiled_step_equals_the_eager_step_in_float32(variant: str) -> None:
 
 
 @needs_cc
-@pytest.mark.parametrize("variant", ["s4-glu-pool-2-3", "s4d-unet-no-glu"])
+@pytest.mark.parametrize(
+    "variant",
+    ["s4-glu-pool-2-3", "s4d-unet-no-glu", "s4-legt-rank2", "s4-separate-q", "s4-width-12"],
+)
 @pytest.mark.parametrize("mode", ["linear", "dense"])
 def test_compiled_step_equals_the_eager_step_in_float64(variant: str, mode: str) -> None:
     assert _compare(tiny(torch.float64, **VARIANTS[variant]), batch=1, steps=40, mode=mode) <= 1e-9

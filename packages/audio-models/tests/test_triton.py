@@ -218,6 +218,7 @@ def test_auto_picks_triton_only_on_cuda_and_says_why_not_elsewhere() -> None:
         ({"unet": True, "pool": (2, 2)}, "not its U-Net"),
         ({"pool": (2, 3)}, "power-of-two sizes"),
         ({"pool": (2,), "kernel": kernel("s4", d_state=8, init="legt", rank=2)}, "rank 1"),
+        ({"pool": (2,), "kernel": kernel("s4", d_state=8, separate_q=True)}, "separate_q"),
     ],
 )
 def test_models_the_kernel_does_not_run_are_refused_with_the_reason(

@@ -7,10 +7,12 @@ GIL), compiled with the machine's C compiler (``$CC``, else ``cc``,
 ``gcc`` or ``clang``) on first use and cached (``$AUDIO_MODELS_CACHE``, else
 ``$XDG_CACHE_HOME/sashimi-audio-models``, else ``~/.cache/sashimi-audio-models``). Weights
 (weight norms folded in), the recurrences' tables (computed in float64: for S4 the DPLR
-``linear`` step mode's O(N r) update, for S4D its diagonal form), activations, states and
-sums are all in the model's precision, as in its eager step (the norms' statistics in
-float64); projections are register-blocked, the recurrences and activations vectorised (for
-float models, GELU, exp and sigmoid without library calls, within 2.2e-7). Its logits equal
+``linear`` step mode's O(N r) update rewritten as a discrete diagonal-plus-rank-r transition,
+:func:`discrete_dplr`; for S4D its diagonal form), activations, states and sums are all in
+the model's precision, as in its eager step (the norms' statistics in float64); projections
+are register-blocked, the recurrences run one channel per SIMD lane (tables and states in
+blocks of channels, :func:`channel_blocks`), activations are vectorised (for float models,
+GELU, exp and sigmoid without library calls, within 2.2e-7). Its logits equal
 the eager step's to float32 rounding for float32 models (tested to 1e-4 of their RMS) and to
 1e-9 for float64 models.
 
@@ -154,7 +156,8 @@ def _compile(compiler: str, source: bytes, define: str, target: Path) -> None:
 class _Layout:
     """Weights in one float64 array; offsets into it and into the state block."""
 
-    def __init__(self) -> None:
+    def __init__(self, lanes: int) -> None:
+        self.lanes = lanes  # the C step's SIMD lanes (64 bytes of its precision)
         self.chunks: list[np.ndarray] = []
         self.size = 0
         self.state = 0
@@ -196,9 +199,9 @@ def _pool_order(d: int, p: int) -> Tensor:
 def recurrence_tables(kernel: nn.Module) -> tuple[int, dict[str, Tensor]]:
     """A kernel's recurrence as float64 tables, computed from its parameters (channel 0 of
     ``C``): ``(DIAGONAL, {A, B, C})`` for S4D (``DiagKernel``: ``x <- A x + B u``, ``y = 2
-    Re(C x)``, each complex ``(H, M)``) or ``(DPLR, {Lambda, P, B, D, C, dt, inner_inv})`` for
-    S4 (``DPLRKernel``: the bilinear DPLR step in ``O(M r)``, the tables of its ``linear`` step
-    mode; ``P (r, H, M)``, ``dt (H,)``, ``inner_inv (H, r, r)``).
+    Re(C x)``, each complex ``(H, M)``) or ``(DPLR, {Lambda, P, Q, B, D, C, dt, inner_inv})``
+    for S4 (``DPLRKernel``: the bilinear DPLR step in ``O(M r)``, the tables of its ``linear``
+    step mode; ``P, Q (r, H, M)``, ``dt (H,)``, ``inner_inv (H, r, r)``).
 
     Raises:
         EngineUnavailable: another kernel.
@@ -211,27 +214,65 @@ def recurrence_tables(kernel: nn.Module) -> tuple[int, dict[str, Tensor]]:
     with torch.no_grad():
         if isinstance(double, DPLRKernel):
             t = _dplr_step_tables(double, "linear")
-            names = ("Lambda", "P", "B", "D", "dt", "inner_inv")
+            names = ("Lambda", "P", "Q", "B", "D", "dt", "inner_inv")
             return DPLR, {**{k: t[k] for k in names}, "C": t["C"][0]}
         log_a, b, c = double.discrete()
         return DIAGONAL, {"A": torch.exp(log_a), "B": b, "C": c[0]}
 
 
-def _ssm(lay: _Layout, kernel: nn.Module) -> tuple[int, int, int, int, int]:
-    """Lay out a kernel's recurrence (:func:`recurrence_tables`): ``(offset, kind, rank,
-    modes, scale)``."""
+def discrete_dplr(t: dict[str, Tensor]) -> dict[str, Tensor]:
+    """S4's bilinear DPLR step (the tables of :func:`recurrence_tables`) in its discrete form:
+    ``z_r = 2 Re(Z_r^H s)``, ``x = E s + G u - sum_r R_r z_r``, ``y = 2 Re(C x)``; ``E, G, C``
+    complex ``(H, M)``, ``Z, R`` complex ``(r, H, M)``.
+
+    The ``linear`` step computes ``Px = 2 Re(P^H s)``, ``w = s + dt/2 (Lambda s - P Px) + dt B
+    u``, ``x = 2/dt (D w - D P inner_inv 2 Re(P^H D w))`` (``D = (2/dt - Lambda)^-1``). With
+    ``E = 2/dt D (1 + dt/2 Lambda)`` and ``R_r = D P_r``, ``2/dt D w = E s - R Px + 2 D B u``,
+    and ``2 Re(P^H D w)`` is ``dt/2 (2 Re(P^H E s) - inner Px) + 2 Re(P^H dt D B) u``, where
+    ``inner = 2 Re(P^H D P)``. The correction's coefficient ``Px + 2/dt inner_inv 2 Re(P^H D
+    w)`` then collapses (``I - inner_inv inner = inner_inv``) to ``inner_inv 2 Re(P^H (1 + E)
+    s)`` plus a multiple of ``u``: one sum over the modes per rank instead of two, and no
+    per-channel scalars left. Where the kernel's left factor ``Q`` is not ``P``
+    (``separate_q``), ``Q`` takes ``P``'s place in every ``Re(P^H .)``."""
+    lam, P, B, D, dt, inv = (t[k] for k in ("Lambda", "P", "B", "D", "dt", "inner_inv"))
+    Q = t["Q"]
+    dtc = dt.unsqueeze(-1)
+    E = 2 / dtc * D * (1 + dtc * lam / 2)
+    R = D.unsqueeze(0) * P  # (r, H, M)
+    b = 2 * torch.einsum("shm,hm->hs", Q.conj(), dtc * D * B).real  # (H, r)
+    c = 2 / dt.unsqueeze(-1) * torch.einsum("hrs,hs->hr", inv, b)
+    Z = 2 * torch.einsum("hrs,shm->rhm", inv.to(Q.dtype), (1 + E.conj()).unsqueeze(0) * Q)
+    G = 2 * D * B - torch.einsum("rhm,hr->hm", R, c.to(R.dtype))
+    return {"E": E, "G": G, "C": t["C"], "Z": Z, "R": R}
+
+
+def channel_blocks(parts: list[Tensor], lanes: int) -> Tensor:
+    """Real ``(H, M)`` tables as the C step's recurrences read them: ``(H / lanes, M, K,
+    lanes)`` for the ``K`` parts, ``H`` padded with zeros to a multiple of ``lanes``."""
+    x = torch.stack(parts)  # (K, H, M)
+    K, H, M = x.shape
+    blocks = -(-H // lanes)
+    x = torch.nn.functional.pad(x, (0, 0, 0, blocks * lanes - H))
+    return x.reshape(K, blocks, lanes, M).permute(1, 3, 0, 2).reshape(-1)
+
+
+def _ssm(lay: _Layout, kernel: nn.Module) -> tuple[int, int, int, int, int, int]:
+    """Lay out a kernel's recurrence (:func:`recurrence_tables`, for S4 in the form of
+    :func:`discrete_dplr`) in channel blocks: ``(offset, kind, rank, modes, scale, state
+    size)``."""
     kind, t = recurrence_tables(kernel)
     if kind == DPLR:
-        lam, P, B, D, C = t["Lambda"], t["P"], t["B"], t["D"], t["C"]
-        R, M = P.shape[0], P.shape[-1]
-        parts = [lam.real, lam.imag, B.real, B.imag, D.real, D.imag, C.real, C.imag]
-        pr = torch.stack([P.real, P.imag], dim=1)  # (r, 2, H, M)
-        flat = [torch.stack(parts), pr, t["dt"], t["inner_inv"]]
-        offset = lay.add(torch.cat([x.reshape(-1) for x in flat]))
-        return offset, DPLR, R, M, 2
-    a, b, c0 = t["A"], t["B"], t["C"]
-    parts = [a.real, a.imag, b.real, b.imag, c0.real, c0.imag]
-    return lay.add(torch.stack(parts).reshape(-1)), DIAGONAL, 0, a.shape[-1], 2
+        d = discrete_dplr(t)
+        parts = [d["E"], d["G"], d["C"]]
+        for z, r in zip(d["Z"], d["R"], strict=True):
+            parts += [z, r]
+        rank = d["Z"].shape[0]
+    else:
+        parts, rank = [t["A"], t["B"], t["C"]], 0
+    H, M = parts[0].shape
+    reals = [p for x in parts for p in (x.real, x.imag)]
+    states = 2 * -(-H // lay.lanes) * lay.lanes * M
+    return lay.add(channel_blocks(reals, lay.lanes)), kind, rank, M, 2, states
 
 
 def _norm(lay: _Layout, norm: nn.Module, eps: list[float]) -> tuple[int, int, int]:
@@ -257,11 +298,11 @@ def _layer(lay: _Layout, layer: Residual, eps: list[float]) -> list[int]:
 
         if not isinstance(block, S4Block) or block.bidirectional:
             raise EngineUnavailable(f"no compiled step for the layer {type(block).__name__}")
-        ssm, kind, rank, M, scale = _ssm(lay, block.kernel)
+        ssm, kind, rank, M, scale, states = _ssm(lay, block.kernel)
         H = block.d_model
         out_w, out_b = lay.linear(block.output)
         fields = [H, kind, kind_norm, n1, n2, M, scale, int(bool(block.glu)), ssm,
-                  lay.add(block.D[0]), out_w, out_b, lay.claim(2 * H * M), rank]  # fmt: skip
+                  lay.add(block.D[0]), out_w, out_b, lay.claim(states), rank]  # fmt: skip
     return fields + [0] * (LAYER - len(fields))
 
 
@@ -295,7 +336,7 @@ class CompiledSaShiMi:
         backbone = causal_sashimi(model, "compiled")
         self.dtype = model.head.weight.dtype
         weight = "double" if self.dtype == torch.float64 else "float"
-        lay, eps = _Layout(), [backbone.norm.eps]
+        lay, eps = _Layout(64 // np.dtype(WEIGHTS[weight]).itemsize), [backbone.norm.eps]
         layers: list[list[int]] = []
         tiers: list[list[int]] = []
 

@@ -142,6 +142,10 @@ def _stack_tier(layers: list[Residual], d: int, pool: int) -> FusedTier:
                     f"the triton engine runs S4 kernels of rank 1; this one has rank "
                     f"{t['P'].shape[0]} (HiPPO legt)"
                 )
+            if not torch.equal(t["Q"], t["P"]):
+                raise EngineUnavailable(
+                    "the triton engine runs S4 kernels whose Q is P, not separate_q ones"
+                )
             lam, B, D, C, P = t["Lambda"], t["B"], t["D"], t["C"], t["P"][0]
             parts = [lam, B, D, C, P]
             per_h.append(torch.stack([t["dt"], t["inner_inv"][:, 0, 0]]))

@@ -181,138 +181,81 @@ static void glu_add(real_t *restrict x, const real_t *restrict a, const real_t *
     for (int64_t i = 0; i < n; i++) x[i] += a[i] * sigmoid(g[i]);
 }
 
-/* A diagonal recurrence (S4D): x <- A x + B u, y = scale Re(C x); complex, split re / im.
- * ssm: A_re, A_im, B_re, B_im, C_re, C_im, each (H, M). */
+/* The recurrences run VW channels at a time, one channel per SIMD lane, so that a channel's
+ * sums over its modes need no horizontal additions. A layer's tables are laid out (H / VW,
+ * M, K, VW): for each block of VW channels, for each mode, K vectors of VW channels (H padded
+ * to a multiple of VW with zero tables, whose lanes stay zero); a sequence's states likewise
+ * (H / VW, M, 2, VW), real then imaginary parts. u and y hold H / VW whole vectors. */
+
+/* A diagonal recurrence (S4D): x <- A x + B u, y = scale Re(C x). K = 6: A, B, C (re, im). */
 static void ssm_diagonal(const int64_t *L, const weight_t *restrict q, real_t *restrict st,
                          const real_t *restrict u, real_t *restrict y) {
-    const int64_t H = L[L_H], M = L[L_M], HM = L[L_H] * L[L_M];
+    const int64_t blocks = (L[L_H] + VW - 1) / VW, M = L[L_M];
     const real_t scale = (real_t)L[L_SCALE];
-    for (int64_t h = 0; h < H; h++) {
-        const int64_t k0 = h * M;
-        const weight_t *restrict Ar = q + k0, *restrict Ai = q + HM + k0,
-                       *restrict Br = q + 2 * HM + k0, *restrict Bi = q + 3 * HM + k0,
-                       *restrict Cr = q + 4 * HM + k0, *restrict Ci = q + 5 * HM + k0;
-        real_t *restrict Sr = st + k0, *restrict Si = st + HM + k0;
-        const real_t uh = u[h];
-        real_t acc = 0;
+    for (int64_t b = 0; b < blocks; b++) {
+        const vec_t uv = vload(u + b * VW);
+        vec_t acc = {0};
         for (int64_t m = 0; m < M; m++) {
-            const real_t re = Ar[m] * Sr[m] - Ai[m] * Si[m] + Br[m] * uh;
-            const real_t im = Ar[m] * Si[m] + Ai[m] * Sr[m] + Bi[m] * uh;
-            Sr[m] = re;
-            Si[m] = im;
-            acc += Cr[m] * re - Ci[m] * im;
+            const weight_t *restrict t = q + (b * M + m) * 6 * VW;
+            real_t *restrict s = st + (b * M + m) * 2 * VW;
+            const vec_t sr = vload(s), si = vload(s + VW), ar = vload(t), ai = vload(t + VW);
+            const vec_t xr = ar * sr - ai * si + vload(t + 2 * VW) * uv;
+            const vec_t xi = ar * si + ai * sr + vload(t + 3 * VW) * uv;
+            vstore(s, xr);
+            vstore(s + VW, xi);
+            acc += vload(t + 4 * VW) * xr - vload(t + 5 * VW) * xi;
         }
-        y[h] = scale * acc;
+        vstore(y + b * VW, scale * acc);
     }
 }
 
-/* S4's bilinear DPLR step in O(M r) (ssm_kernels.kernels.DPLRKernel.step, mode "linear"):
- *   w = s + dt/2 (Lambda s - P Px) + dt B u,  Px = 2 Re(P^H s)
- *   x = 2/dt (D w - D P inner_inv 2 Re(P^H D w)),  y = 2 Re(C x)
- * ssm: Lambda, B, D, C (each re then im, (H, M)), P (r, re / im, H, M), dt (H),
- * inner_inv (H, r, r). */
+/* S4's bilinear DPLR step of rank R, in its discrete form (derived in
+ * audio_models/fast/engine.py, discrete_dplr): the transition is diagonal plus rank R,
+ *   z_r = Re(Z_r^H s),  x = E s + G u - sum_r R_r z_r,  y = scale Re(C x),
+ * one sweep over the modes for the z_r, one for x. K = 6 + 4 R: E, G, C, then per r Z_r, R_r
+ * (re, im). The rank is a parameter that the caller passes as a constant for rank 1, so that
+ * the compiler specialises that case. */
+static inline void dplr_blocks(const int64_t *L, const weight_t *restrict q,
+                               real_t *restrict st, const real_t *restrict u,
+                               real_t *restrict y, const int64_t R) {
+    const int64_t blocks = (L[L_H] + VW - 1) / VW, M = L[L_M], K = 6 + 4 * R;
+    const real_t scale = (real_t)L[L_SCALE];
+    vec_t z[R];
+    for (int64_t b = 0; b < blocks; b++) {
+        const vec_t uv = vload(u + b * VW);
+        for (int64_t r = 0; r < R; r++) z[r] = (vec_t){0};
+        for (int64_t m = 0; m < M; m++) {
+            const weight_t *restrict t = q + ((b * M + m) * K + 6) * VW;
+            const real_t *restrict s = st + (b * M + m) * 2 * VW;
+            const vec_t sr = vload(s), si = vload(s + VW);
+            for (int64_t r = 0; r < R; r++)
+                z[r] += vload(t + 4 * r * VW) * sr + vload(t + (4 * r + 1) * VW) * si;
+        }
+        vec_t acc = {0};
+        for (int64_t m = 0; m < M; m++) {
+            const weight_t *restrict t = q + (b * M + m) * K * VW;
+            real_t *restrict s = st + (b * M + m) * 2 * VW;
+            const vec_t sr = vload(s), si = vload(s + VW), er = vload(t), ei = vload(t + VW);
+            vec_t xr = er * sr - ei * si + vload(t + 2 * VW) * uv;
+            vec_t xi = er * si + ei * sr + vload(t + 3 * VW) * uv;
+            for (int64_t r = 0; r < R; r++) {
+                xr -= vload(t + (8 + 4 * r) * VW) * z[r];
+                xi -= vload(t + (9 + 4 * r) * VW) * z[r];
+            }
+            vstore(s, xr);
+            vstore(s + VW, xi);
+            acc += vload(t + 4 * VW) * xr - vload(t + 5 * VW) * xi;
+        }
+        vstore(y + b * VW, scale * acc);
+    }
+}
+
 static void ssm_dplr(const int64_t *L, const weight_t *q, real_t *st, const real_t *u,
                      real_t *y) {
-    const int64_t H = L[L_H], M = L[L_M], R = L[L_RANK], HM = L[L_H] * L[L_M];
-    const weight_t *lre = q, *lim = q + HM, *bre = q + 2 * HM, *bim = q + 3 * HM,
-                   *dre = q + 4 * HM, *dim = q + 5 * HM, *cre = q + 6 * HM, *cim = q + 7 * HM,
-                   *P = q + 8 * HM, *dts = P + 2 * R * HM, *inv = dts + H;
-    real_t *sre = st, *sim = st + HM;
-    real_t wre[M], wim[M], px[R], pdw[R], corr[R];
-    for (int64_t h = 0; h < H; h++) {
-        const int64_t k0 = h * M;
-        const real_t dt = dts[h], uh = u[h];
-        for (int64_t r = 0; r < R; r++) {
-            const weight_t *pre = P + (2 * r) * HM + k0, *pim = P + (2 * r + 1) * HM + k0;
-            real_t acc = 0;
-            for (int64_t m = 0; m < M; m++) acc += pre[m] * sre[k0 + m] + pim[m] * sim[k0 + m];
-            px[r] = 2 * acc;
-        }
-        for (int64_t m = 0; m < M; m++) {
-            const int64_t k = k0 + m;
-            real_t ar = lre[k] * sre[k] - lim[k] * sim[k];
-            real_t ai = lre[k] * sim[k] + lim[k] * sre[k];
-            for (int64_t r = 0; r < R; r++) {
-                ar -= P[(2 * r) * HM + k] * px[r];
-                ai -= P[(2 * r + 1) * HM + k] * px[r];
-            }
-            const real_t w_r = sre[k] + (real_t)0.5 * dt * ar + dt * bre[k] * uh;
-            const real_t w_i = sim[k] + (real_t)0.5 * dt * ai + dt * bim[k] * uh;
-            wre[m] = dre[k] * w_r - dim[k] * w_i;  /* D w */
-            wim[m] = dre[k] * w_i + dim[k] * w_r;
-        }
-        for (int64_t r = 0; r < R; r++) {
-            const weight_t *pre = P + (2 * r) * HM + k0, *pim = P + (2 * r + 1) * HM + k0;
-            real_t acc = 0;
-            for (int64_t m = 0; m < M; m++) acc += pre[m] * wre[m] + pim[m] * wim[m];
-            pdw[r] = 2 * acc;
-        }
-        for (int64_t r = 0; r < R; r++) {
-            real_t acc = 0;
-            for (int64_t s = 0; s < R; s++) acc += inv[(h * R + r) * R + s] * pdw[s];
-            corr[r] = acc;
-        }
-        real_t acc = 0;
-        for (int64_t m = 0; m < M; m++) {
-            const int64_t k = k0 + m;
-            real_t pr = 0, pi = 0;
-            for (int64_t r = 0; r < R; r++) {
-                pr += P[(2 * r) * HM + k] * corr[r];
-                pi += P[(2 * r + 1) * HM + k] * corr[r];
-            }
-            const real_t xr = 2 / dt * (wre[m] - (dre[k] * pr - dim[k] * pi));
-            const real_t xi = 2 / dt * (wim[m] - (dre[k] * pi + dim[k] * pr));
-            sre[k] = xr;
-            sim[k] = xi;
-            acc += cre[k] * xr - cim[k] * xi;
-        }
-        y[h] = 2 * acc;
-    }
-}
-
-/* ssm_dplr for rank 1 (every HiPPO measure but legt): the same maths in three sweeps over
- * the modes, each free of inner loops, so that the compiler vectorises them. */
-static void ssm_dplr1(const int64_t *L, const weight_t *restrict q, real_t *restrict st,
-                      const real_t *restrict u, real_t *restrict y) {
-    const int64_t H = L[L_H], M = L[L_M], HM = L[L_H] * L[L_M];
-    const weight_t *dts = q + 10 * HM, *inv = dts + H;
-    real_t wre[M], wim[M];
-    for (int64_t h = 0; h < H; h++) {
-        const int64_t k0 = h * M;
-        const real_t dt = dts[h], half = (real_t)0.5 * dts[h], scale = 2 / dt;
-        const weight_t *restrict Lr = q + k0, *restrict Li = q + HM + k0,
-                       *restrict Br = q + 2 * HM + k0, *restrict Bi = q + 3 * HM + k0,
-                       *restrict Dr = q + 4 * HM + k0, *restrict Di = q + 5 * HM + k0,
-                       *restrict Cr = q + 6 * HM + k0, *restrict Ci = q + 7 * HM + k0,
-                       *restrict Pr = q + 8 * HM + k0, *restrict Pi = q + 9 * HM + k0;
-        real_t *restrict Wr = wre, *restrict Wi = wim;
-        real_t *restrict Sr = st + k0, *restrict Si = st + HM + k0;
-        const real_t du = dt * u[h];
-        real_t px = 0;
-        for (int64_t m = 0; m < M; m++) px += Pr[m] * Sr[m] + Pi[m] * Si[m];
-        px *= 2;
-        real_t pdw = 0;
-        for (int64_t m = 0; m < M; m++) {
-            const real_t ar = Lr[m] * Sr[m] - Li[m] * Si[m] - Pr[m] * px;
-            const real_t ai = Lr[m] * Si[m] + Li[m] * Sr[m] - Pi[m] * px;
-            const real_t w_r = Sr[m] + half * ar + du * Br[m];
-            const real_t w_i = Si[m] + half * ai + du * Bi[m];
-            Wr[m] = Dr[m] * w_r - Di[m] * w_i;
-            Wi[m] = Dr[m] * w_i + Di[m] * w_r;
-            pdw += Pr[m] * Wr[m] + Pi[m] * Wi[m];
-        }
-        const real_t corr = inv[h] * 2 * pdw;
-        real_t acc = 0;
-        for (int64_t m = 0; m < M; m++) {
-            const real_t pr = Pr[m] * corr, pi = Pi[m] * corr;
-            const real_t xr = scale * (Wr[m] - (Dr[m] * pr - Di[m] * pi));
-            const real_t xi = scale * (Wi[m] - (Dr[m] * pi + Di[m] * pr));
-            Sr[m] = xr;
-            Si[m] = xi;
-            acc += Cr[m] * xr - Ci[m] * xi;
-        }
-        y[h] = 2 * acc;
-    }
+    if (L[L_RANK] == 1)
+        dplr_blocks(L, q, st, u, y, 1);
+    else
+        dplr_blocks(L, q, st, u, y, L[L_RANK]);
 }
 
 /* Each of the nb rows of x (width H): x <- x + layer(norm(x)); S4 states updated in place. */
@@ -338,15 +281,22 @@ static void residual(const ctx_t *c, const int64_t *L, real_t *x) {
     real_t y[nb * H], o[nb * 2 * H];
     /* Row by row: a row's states are contiguous (about 1 MB per row at the SC09 size, so a
      * batch's do not fit in cache), and streaming them row after row beats visiting every row
-     * per channel. */
+     * per channel. The recurrences take whole vectors: a width that is not a multiple of VW
+     * goes through padded copies. */
+    const int64_t padded = (H + VW - 1) / VW * VW;
+    real_t ub[padded], yb[padded];
+    for (int64_t k = H; k < padded; k++) ub[k] = 0;
     for (int64_t r = 0; r < nb; r++) {
         real_t *st = c->state + r * c->size + L[L_STATE];
-        if (L[L_KIND] == DPLR && L[L_RANK] == 1)
-            ssm_dplr1(L, w + L[L_SSM], st, u + r * H, y + r * H);
-        else if (L[L_KIND] == DPLR)
-            ssm_dplr(L, w + L[L_SSM], st, u + r * H, y + r * H);
+        const int exact = padded == H;
+        const real_t *ur = exact ? u + r * H : ub;
+        real_t *yr = exact ? y + r * H : yb;
+        if (!exact) memcpy(ub, u + r * H, (size_t)H * sizeof(real_t));
+        if (L[L_KIND] == DPLR)
+            ssm_dplr(L, w + L[L_SSM], st, ur, yr);
         else
-            ssm_diagonal(L, w + L[L_SSM], st, u + r * H, y + r * H);
+            ssm_diagonal(L, w + L[L_SSM], st, ur, yr);
+        if (!exact) memcpy(y + r * H, yb, (size_t)H * sizeof(real_t));
     }
     const weight_t *D = w + L[L_D];
     for (int64_t r = 0; r < nb; r++) gelu_all(y + r * H, D, u + r * H, H);
