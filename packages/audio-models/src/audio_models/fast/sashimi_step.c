@@ -187,9 +187,17 @@ static void glu_add(real_t *restrict x, const real_t *restrict a, const real_t *
  * to a multiple of VW with zero tables, whose lanes stay zero); a sequence's states likewise
  * (H / VW, M, 2, VW), real then imaginary parts. u and y hold H / VW whole vectors. */
 
+/* A sequence's states come from L3 or memory (they do not fit in L2 for a batch): while one
+ * sequence's sweep runs, it asks for the same mode's states of the next sequence (at offset
+ * `ahead`, 0 for the last), so that those are in cache when that sweep starts. */
+static inline void prefetch_state(const real_t *s) {
+    __builtin_prefetch(s, 1);
+    __builtin_prefetch(s + VW, 1);
+}
+
 /* A diagonal recurrence (S4D): x <- A x + B u, y = scale Re(C x). K = 6: A, B, C (re, im). */
 static void ssm_diagonal(const int64_t *L, const weight_t *restrict q, real_t *restrict st,
-                         const real_t *restrict u, real_t *restrict y) {
+                         const real_t *restrict u, real_t *restrict y, int64_t ahead) {
     const int64_t blocks = (L[L_H] + VW - 1) / VW, M = L[L_M];
     const real_t scale = (real_t)L[L_SCALE];
     for (int64_t b = 0; b < blocks; b++) {
@@ -203,6 +211,7 @@ static void ssm_diagonal(const int64_t *L, const weight_t *restrict q, real_t *r
             const vec_t xi = ar * si + ai * sr + vload(t + 3 * VW) * uv;
             vstore(s, xr);
             vstore(s + VW, xi);
+            prefetch_state(s + ahead);
             acc += vload(t + 4 * VW) * xr - vload(t + 5 * VW) * xi;
         }
         vstore(y + b * VW, scale * acc);
@@ -217,7 +226,7 @@ static void ssm_diagonal(const int64_t *L, const weight_t *restrict q, real_t *r
  * the compiler specialises that case. */
 static inline void dplr_blocks(const int64_t *L, const weight_t *restrict q,
                                real_t *restrict st, const real_t *restrict u,
-                               real_t *restrict y, const int64_t R) {
+                               real_t *restrict y, int64_t ahead, const int64_t R) {
     const int64_t blocks = (L[L_H] + VW - 1) / VW, M = L[L_M], K = 6 + 4 * R;
     const real_t scale = (real_t)L[L_SCALE];
     vec_t z[R];
@@ -244,6 +253,7 @@ static inline void dplr_blocks(const int64_t *L, const weight_t *restrict q,
             }
             vstore(s, xr);
             vstore(s + VW, xi);
+            prefetch_state(s + ahead);
             acc += vload(t + 4 * VW) * xr - vload(t + 5 * VW) * xi;
         }
         vstore(y + b * VW, scale * acc);
@@ -251,11 +261,11 @@ static inline void dplr_blocks(const int64_t *L, const weight_t *restrict q,
 }
 
 static void ssm_dplr(const int64_t *L, const weight_t *q, real_t *st, const real_t *u,
-                     real_t *y) {
+                     real_t *y, int64_t ahead) {
     if (L[L_RANK] == 1)
-        dplr_blocks(L, q, st, u, y, 1);
+        dplr_blocks(L, q, st, u, y, ahead, 1);
     else
-        dplr_blocks(L, q, st, u, y, L[L_RANK]);
+        dplr_blocks(L, q, st, u, y, ahead, L[L_RANK]);
 }
 
 /* Each of the nb rows of x (width H): x <- x + layer(norm(x)); S4 states updated in place. */
@@ -288,14 +298,15 @@ static void residual(const ctx_t *c, const int64_t *L, real_t *x) {
     for (int64_t k = H; k < padded; k++) ub[k] = 0;
     for (int64_t r = 0; r < nb; r++) {
         real_t *st = c->state + r * c->size + L[L_STATE];
+        const int64_t ahead = r + 1 < nb ? c->size : 0;
         const int exact = padded == H;
         const real_t *ur = exact ? u + r * H : ub;
         real_t *yr = exact ? y + r * H : yb;
         if (!exact) memcpy(ub, u + r * H, (size_t)H * sizeof(real_t));
         if (L[L_KIND] == DPLR)
-            ssm_dplr(L, w + L[L_SSM], st, ur, yr);
+            ssm_dplr(L, w + L[L_SSM], st, ur, yr, ahead);
         else
-            ssm_diagonal(L, w + L[L_SSM], st, ur, yr);
+            ssm_diagonal(L, w + L[L_SSM], st, ur, yr, ahead);
         if (!exact) memcpy(y + r * H, yb, (size_t)H * sizeof(real_t));
     }
     const weight_t *D = w + L[L_D];
