@@ -271,7 +271,8 @@ def _ssm(lay: _Layout, kernel: nn.Module) -> tuple[int, int, int, int, int, int]
         parts, rank = [t["A"], t["B"], t["C"]], 0
     H, M = parts[0].shape
     reals = [p for x in parts for p in (x.real, x.imag)]
-    states = 2 * -(-H // lay.lanes) * lay.lanes * M
+    padded = -(-H // lay.lanes) * lay.lanes
+    states = 2 * padded * M + padded * rank  # the modes, then S4's carried sums z
     return lay.add(channel_blocks(reals, lay.lanes)), kind, rank, M, 2, states
 
 

@@ -220,25 +220,24 @@ static void ssm_diagonal(const int64_t *L, const weight_t *restrict q, real_t *r
 
 /* S4's bilinear DPLR step of rank R, in its discrete form (derived in
  * audio_models/fast/engine.py, discrete_dplr): the transition is diagonal plus rank R,
- *   z_r = Re(Z_r^H s),  x = E s + G u - sum_r R_r z_r,  y = scale Re(C x),
- * one sweep over the modes for the z_r, one for x. K = 6 + 4 R: E, G, C, then per r Z_r, R_r
- * (re, im). The rank is a parameter that the caller passes as a constant for rank 1, so that
- * the compiler specialises that case. */
+ *   z_r = Re(Z_r^H s),  x = E s + G u - sum_r R_r z_r,  y = scale Re(C x).
+ * The z_r of the next step are summed in the same sweep that makes x, and kept after the
+ * modes' states, (H / VW, R, VW) (zero, as the states, before the first step): one sweep over
+ * the modes per step, where a separate sum would wait on its additions' latency. K = 6 + 4 R:
+ * E, G, C, then per r Z_r, R_r (re, im). The rank is a parameter that the caller passes as a
+ * constant for rank 1, so that the compiler specialises that case. */
 static inline void dplr_blocks(const int64_t *L, const weight_t *restrict q,
                                real_t *restrict st, const real_t *restrict u,
                                real_t *restrict y, int64_t ahead, const int64_t R) {
     const int64_t blocks = (L[L_H] + VW - 1) / VW, M = L[L_M], K = 6 + 4 * R;
     const real_t scale = (real_t)L[L_SCALE];
-    vec_t z[R];
+    real_t *restrict carried = st + blocks * M * 2 * VW;
+    vec_t z[R], next[R];
     for (int64_t b = 0; b < blocks; b++) {
         const vec_t uv = vload(u + b * VW);
-        for (int64_t r = 0; r < R; r++) z[r] = (vec_t){0};
-        for (int64_t m = 0; m < M; m++) {
-            const weight_t *restrict t = q + ((b * M + m) * K + 6) * VW;
-            const real_t *restrict s = st + (b * M + m) * 2 * VW;
-            const vec_t sr = vload(s), si = vload(s + VW);
-            for (int64_t r = 0; r < R; r++)
-                z[r] += vload(t + 4 * r * VW) * sr + vload(t + (4 * r + 1) * VW) * si;
+        for (int64_t r = 0; r < R; r++) {
+            z[r] = vload(carried + (b * R + r) * VW);
+            next[r] = (vec_t){0};
         }
         vec_t acc = {0};
         for (int64_t m = 0; m < M; m++) {
@@ -255,7 +254,10 @@ static inline void dplr_blocks(const int64_t *L, const weight_t *restrict q,
             vstore(s + VW, xi);
             prefetch_state(s + ahead);
             acc += vload(t + 4 * VW) * xr - vload(t + 5 * VW) * xi;
+            for (int64_t r = 0; r < R; r++)
+                next[r] += vload(t + (6 + 4 * r) * VW) * xr + vload(t + (7 + 4 * r) * VW) * xi;
         }
+        for (int64_t r = 0; r < R; r++) vstore(carried + (b * R + r) * VW, next[r]);
         vstore(y + b * VW, scale * acc);
     }
 }
