@@ -306,3 +306,33 @@ def test_an_out_of_range_token_is_refused() -> None:
     stepper = fast.CompiledStepper(fast.CompiledSaShiMi(model), 1)
     with pytest.raises(ValueError, match=r"a token is outside \[0, 15\]"):
         stepper.step(torch.tensor([16]))
+
+
+@needs_cc
+def test_generate_keeps_torch_on_one_thread_while_the_c_step_runs_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Idle OpenMP workers spin on the cores the C step's threads need: while a split batch
+    # steps, torch's per-sample ops run on one thread; the caller's count comes back after.
+    seen: list[int] = []
+    step = fast.CompiledStepper.step
+
+    def recording(self: fast.CompiledStepper, prev: torch.Tensor) -> torch.Tensor:
+        seen.append(torch.get_num_threads())
+        return step(self, prev)
+
+    monkeypatch.setattr(fast.CompiledStepper, "step", recording)
+    model = tiny(**VARIANTS["s4-glu-pool-2-3"])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model.generate(2, 8, batch=2, engine="compiled")
+        assert seen == [1] * 8
+        assert torch.get_num_threads() == 2
+        seen.clear()
+        torch.set_num_threads(1)  # one part: nothing to change
+        model.generate(2, 8, batch=2, engine="compiled")
+        assert seen == [1] * 8
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -82,6 +82,12 @@ class Steppable(Protocol):
 class Stepper(ABC):
     """One batch of sequences being generated: ``step(prev)`` -> ``(batch, classes)`` logits."""
 
+    #: The stepper runs its own threads (the C steps' batch parts). While it steps,
+    #: :func:`generate` keeps torch's small per-sample ops (softmax, draws) on one thread: idle
+    #: OpenMP workers spin for a while after each parallel region, on the very cores the
+    #: stepper's threads need (at batch 64 on 2 cores this halved the samples per second).
+    own_threads: bool = False
+
     @abstractmethod
     def step(self, prev: Tensor) -> Tensor:
         """Logits for the next sample given the previous one, ``prev (batch,)``."""
@@ -264,24 +270,47 @@ def generate(
                 _run_blocks(stepper, samples[lo:hi], loglik[lo:hi], part, progress)
                 continue
             prev = torch.full((hi - lo,), model.start_token, dtype=torch.long, device=device)
-            for t in range(length):
-                logits = stepper.step(prev)
-                if t < prefix_len:
-                    assert prefix is not None
-                    token = prefix[lo:hi, t].to(device=device, dtype=torch.long)
-                else:
-                    token = sample_logits(
-                        logits, temperature=temperature, top_p=top_p, generator=generator
-                    )
-                    logp = torch.log_softmax(logits.double(), dim=-1)
-                    loglik[lo:hi] += logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)
-                samples[lo:hi, t] = token
-                prev = token
-                if progress is not None:
-                    progress(hi - lo)
+            threads = torch.get_num_threads()
+            if stepper.own_threads:
+                torch.set_num_threads(1)
+            try:
+                _step_through(stepper, prev, samples[lo:hi], loglik[lo:hi],
+                              prefix[lo:hi] if prefix is not None else None, temperature,
+                              top_p, generator, progress)  # fmt: skip
+            finally:
+                torch.set_num_threads(threads)
     finally:
         model.train(was_training)
     return Generated(samples, loglik, prefix_len, label, passed_over)
+
+
+def _step_through(
+    stepper: Stepper,
+    prev: Tensor,
+    samples: Tensor,
+    loglik: Tensor,
+    prefix: Tensor | None,
+    temperature: float,
+    top_p: float,
+    generator: torch.Generator | None,
+    progress: Callable[[int], Any] | None,
+) -> None:
+    """Fill ``samples (b, length)`` and add to ``loglik (b,)`` one step at a time."""
+    b, length = samples.shape
+    prefix_len = prefix.shape[1] if prefix is not None else 0
+    for t in range(length):
+        logits = stepper.step(prev)
+        if t < prefix_len:
+            assert prefix is not None
+            token = prefix[:, t].to(device=samples.device, dtype=torch.long)
+        else:
+            token = sample_logits(logits, temperature=temperature, top_p=top_p, generator=generator)
+            logp = torch.log_softmax(logits.double(), dim=-1)
+            loglik += logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)
+        samples[:, t] = token
+        prev = token
+        if progress is not None:
+            progress(b)
 
 
 def _run_blocks(

@@ -400,6 +400,7 @@ class SplitStepper(Stepper):
     def __init__(self, compiled: Any, batch: int, workers: int | None) -> None:
         self.c, self.batch, self.classes = compiled, batch, int(compiled.classes)
         self.parts = split_batch(batch, workers)
+        self.own_threads = len(self.parts) > 1
         self.pool = ThreadPoolExecutor(len(self.parts) - 1) if len(self.parts) > 1 else None
         self.tokens = np.zeros(batch, dtype=np.int64)
         # what the C step computes in: the model's precision (SaShiMi) or float64
