@@ -403,22 +403,29 @@ class SplitStepper(Stepper):
         self.own_threads = len(self.parts) > 1
         self.pool = ThreadPoolExecutor(len(self.parts) - 1) if len(self.parts) > 1 else None
         self.tokens = np.zeros(batch, dtype=np.int64)
+        self._tokens = torch.from_numpy(self.tokens)  # the same memory, for copy_
         # what the C step computes in: the model's precision (SaShiMi) or float64
         self.logits = torch.zeros(
             batch, self.classes, dtype=getattr(compiled, "act_dtype", torch.float64)
         )
         self.t = 0
+        # Each part's pointer arguments, made once (``ndarray.ctypes`` costs microseconds per
+        # call, a good part of a batch-1 step): the arrays are never reallocated.
+        self._bound: dict[int, tuple[int, ...]] = {}
 
     @abstractmethod
     def _call(self, lo: int, hi: int) -> int:
         """The C step on rows ``lo:hi`` at time ``self.t``; non-zero: a bad token."""
 
     def step(self, prev: Tensor) -> Tensor:
-        self.tokens[:] = prev.detach().cpu().numpy()
-        pool, (first, *rest) = self.pool, self.parts
-        futures = [pool.submit(self._call, lo, hi) for lo, hi in rest] if pool is not None else []
-        statuses = [self._call(*first), *(f.result() for f in futures)]
-        if any(statuses):
+        self._tokens.copy_(prev.detach())
+        if self.pool is None:
+            bad = self._call(0, self.batch)
+        else:
+            first, *rest = self.parts
+            futures = [self.pool.submit(self._call, lo, hi) for lo, hi in rest]
+            bad = self._call(*first) | any(f.result() for f in futures)
+        if bad:
             raise ValueError(f"a token is outside [0, {self.classes - 1}]")
         self.t += 1
         return self.logits.to(self.c.dtype, copy=True)
@@ -444,16 +451,17 @@ class CompiledStepper(SplitStepper):
 
     def _call(self, lo: int, hi: int) -> int:
         c = self.c
-        status: int = c.library.sashimi_step(
-            c.weights.ctypes.data,
-            c.plan.ctypes.data,
-            self.state.ctypes.data + lo * self.state.strides[0],
-            self.tokens.ctypes.data + lo * self.tokens.strides[0],
-            self.logits.data_ptr() + lo * c.classes * self.logits.element_size(),
-            hi - lo,
-            self.t,
-            c.eps,
-        )
+        args = self._bound.get(lo)
+        if args is None:
+            args = self._bound[lo] = (
+                c.weights.ctypes.data,
+                c.plan.ctypes.data,
+                self.state.ctypes.data + lo * self.state.strides[0],
+                self.tokens.ctypes.data + lo * self.tokens.strides[0],
+                self.logits.data_ptr() + lo * c.classes * self.logits.element_size(),
+                hi - lo,
+            )
+        status: int = c.library.sashimi_step(*args, self.t, c.eps)
         return status
 
 

@@ -117,16 +117,18 @@ class CompiledWaveNetStepper(SplitStepper):
 
     def _call(self, lo: int, hi: int) -> int:
         c = self.c
-        status: int = c.library.wavenet_step(
-            c.weights.ctypes.data,
-            c.plan.ctypes.data,
-            self.state.ctypes.data + lo * self.state.strides[0],
-            self.scratch.ctypes.data + lo * c.scratch_width * self.scratch.itemsize,
-            self.tokens.ctypes.data + lo * self.tokens.strides[0],
-            self.logits.data_ptr() + lo * c.classes * self.logits.element_size(),
-            hi - lo,
-            self.t,
-        )
+        args = self._bound.get(lo)
+        if args is None:
+            args = self._bound[lo] = (
+                c.weights.ctypes.data,
+                c.plan.ctypes.data,
+                self.state.ctypes.data + lo * self.state.strides[0],
+                self.scratch.ctypes.data + lo * c.scratch_width * self.scratch.itemsize,
+                self.tokens.ctypes.data + lo * self.tokens.strides[0],
+                self.logits.data_ptr() + lo * c.classes * self.logits.element_size(),
+                hi - lo,
+            )
+        status: int = c.library.wavenet_step(*args, self.t)
         return status
 
 
