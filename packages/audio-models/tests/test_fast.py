@@ -124,6 +124,38 @@ def test_a_batch_split_across_threads_steps_as_the_eager_model(workers: int) -> 
     assert _compare(exact, batch=7, steps=12, workers=workers) <= 1e-9
 
 
+@needs_cc
+@pytest.mark.parametrize("workers", [2, 3])
+@pytest.mark.parametrize(
+    "variant", ["s4-glu-pool-2-3", "s4d-unet-no-glu", "s4-legt-rank2", "s4-width-12", "s4-flat"]
+)
+def test_a_team_of_threads_steps_one_sequence_as_the_eager_model(
+    variant: str, workers: int
+) -> None:
+    # Batch 1 cannot be split: the team shares each step (channel blocks, the projections'
+    # inputs and outputs, the pools' frames). Widths of 8 and 12 leave some threads without
+    # a channel block of their own.
+    stepper = fast.CompiledStepper(fast.CompiledSaShiMi(tiny(**VARIANTS[variant])), 1, workers)
+    assert stepper.team is not None
+    assert stepper.own_threads
+    stepper.close()
+    assert stepper.team is None
+    stepper.close()  # twice is harmless
+    assert _compare(tiny(**VARIANTS[variant]), batch=1, steps=40, workers=workers) <= 1e-4
+    exact = tiny(torch.float64, **VARIANTS[variant])
+    assert _compare(exact, batch=1, steps=40, workers=workers) <= 1e-9
+
+
+@needs_cc
+def test_a_team_refuses_an_out_of_range_token_and_steps_on() -> None:
+    model = tiny(**VARIANTS["s4-glu-pool-2-3"])
+    stepper = fast.CompiledStepper(fast.CompiledSaShiMi(model), 1, 2)
+    with pytest.raises(ValueError, match=r"a token is outside \[0, 15\]"):
+        stepper.step(torch.tensor([16]))
+    assert stepper.step(torch.tensor([3])).shape == (1, 16)  # no thread left waiting
+    stepper.close()
+
+
 @given(st.integers(1, 200), st.none() | st.integers(1, 16))
 def test_a_batch_is_split_into_contiguous_parts(batch: int, workers: int | None) -> None:
     parts = fast.split_batch(batch, workers)

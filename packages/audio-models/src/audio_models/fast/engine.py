@@ -3,7 +3,8 @@
 The whole sample step (embedding, every tier due at this sample, final norm, head) is one
 call into ``sashimi_step.c`` for the whole batch (layer by layer, each weight read once per
 step; batches are split across ``torch.get_num_threads()`` threads, ctypes releasing the
-GIL), compiled with the machine's C compiler (``$CC``, else ``cc``,
+GIL, and a single sequence's step is shared by a team of up to :data:`MAX_TEAM` threads in
+C), compiled with the machine's C compiler (``$CC``, else ``cc``,
 ``gcc`` or ``clang``) on first use and cached (``$AUDIO_MODELS_CACHE``, else
 ``$XDG_CACHE_HOME/sashimi-audio-models``, else ``~/.cache/sashimi-audio-models``). Weights
 (weight norms folded in), the recurrences' tables (computed in float64: for S4 the DPLR
@@ -51,9 +52,10 @@ from audio_models.sampling import EngineSpec, EngineUnavailable, Stepper, Steppe
 COMPILED_MAX_BATCH = 64
 _FLAGS = (
     "-O3", "-march=native", "-fno-math-errno", "-fassociative-math", "-fno-signed-zeros",
-    "-fno-trapping-math", "-shared", "-fPIC",
+    "-fno-trapping-math", "-shared", "-fPIC", "-pthread",
 )  # fmt: skip
 HEAD, TIER, LAYER = 16, 12, 20
+H_MAXW = 12  # the plan header's widest tier (sashimi_step.c)
 DIAGONAL, DPLR, FEEDFORWARD = 0, 1, 2
 SCALAR_NORM, LAYER_NORM = 0, 1
 
@@ -438,9 +440,25 @@ class SplitStepper(Stepper):
         self.close()
 
 
+#: The most threads a team shares one sequence's step between (``sashimi_step.c`` allows 8;
+#: every layer ends at a barrier that waits for all of them, and only 2 were measured).
+MAX_TEAM = 4
+
+
+def _team_functions(library: ctypes.CDLL) -> None:
+    library.sashimi_team_new.restype = ctypes.c_void_p
+    library.sashimi_team_new.argtypes = [ctypes.c_int64, ctypes.c_int64]
+    library.sashimi_team_free.restype = None
+    library.sashimi_team_free.argtypes = [ctypes.c_void_p]
+    library.sashimi_team_step.restype = ctypes.c_int
+    library.sashimi_team_step.argtypes = [ctypes.c_void_p, *_SASHIMI_ARGS]
+
+
 class CompiledStepper(SplitStepper):
     """One batch of sequences through the C step; ``workers`` threads (default
-    ``torch.get_num_threads()``, at most one per sequence)."""
+    ``torch.get_num_threads()``): parts of the batch, one per thread, or for a batch of one a
+    team of threads that share each step (``sashimi_team_step``: every recurrence split by
+    channels and every projection by inputs or outputs, one barrier per layer)."""
 
     def __init__(self, compiled: CompiledSaShiMi, batch: int, workers: int | None = None) -> None:
         super().__init__(compiled, batch, workers)
@@ -448,6 +466,14 @@ class CompiledStepper(SplitStepper):
             (batch, max(1, compiled.state_size)),
             dtype=np.float32 if compiled.act_dtype == torch.float32 else np.float64,
         )
+        self.team: int | None = None
+        members = min(MAX_TEAM, workers if workers is not None else torch.get_num_threads())
+        if batch == 1 and members > 1:
+            library = compiled.library
+            _team_functions(library)
+            # the widest projection split by its inputs: a GLU's 2 H, or a pool's output
+            self.team = library.sashimi_team_new(members, 2 * int(compiled.plan[H_MAXW]))
+            self.own_threads = self.team is not None
 
     def _call(self, lo: int, hi: int) -> int:
         c = self.c
@@ -461,8 +487,17 @@ class CompiledStepper(SplitStepper):
                 self.logits.data_ptr() + lo * c.classes * self.logits.element_size(),
                 hi - lo,
             )
+        if self.team is not None:
+            team: int = c.library.sashimi_team_step(self.team, *args, self.t, c.eps)
+            return team
         status: int = c.library.sashimi_step(*args, self.t, c.eps)
         return status
+
+    def close(self) -> None:
+        super().close()
+        team, self.team = getattr(self, "team", None), None
+        if team is not None:
+            self.c.library.sashimi_team_free(team)
 
 
 def c_step_engine(

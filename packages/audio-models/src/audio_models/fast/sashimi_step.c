@@ -8,7 +8,8 @@
  * tier i has filled a frame of p_i samples, and its up-pooled output is used one frame later;
  * the skip connections are the reference's (SaShiMi or its U-Net). The whole batch goes
  * through each layer together, so every weight row is read once per step for all sequences
- * (the recurrences run per sequence); the Python side may split a batch across threads.
+ * (the recurrences run per sequence); the Python side may split a batch across threads, and
+ * a team of threads (below) shares one sequence's step.
  *
  * Layout (int64 `plan`): a header of HEAD ints, then TIER ints per tier, then LAYER ints per
  * residual layer; offsets point into `w` (weights, matrices stored transposed: in x out; the
@@ -16,11 +17,17 @@
  * per-batch-element `state` block.
  */
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(__SSE__) || defined(__x86_64__)
 #include <xmmintrin.h>
 #define FLUSH_SUBNORMALS 1
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
 #endif
 
 /* The model's precision: float for float32 models (half the memory traffic of double and
@@ -49,13 +56,100 @@ enum { L_H, L_KIND, L_NORM, L_N1, L_N2, L_M, L_SCALE, L_GLU, L_SSM, L_D, L_OUT_W
 enum { DIAGONAL = 0, DPLR = 1, FEEDFORWARD = 2 };
 enum { SCALAR_NORM = 0, LAYER_NORM = 1 };
 
+/* A team of threads that share one sequence's step (batch 1, where a batch cannot be split):
+ * each runs the whole step on its own copies of the activations, computing its share of every
+ * recurrence (channel blocks) and projection, and the shares meet at a barrier once per layer.
+ * A projection that follows a split recurrence is split by its inputs: each thread multiplies
+ * its channels, writes the partial sums to its slot, and after the barrier every thread adds
+ * the slots in the same order (so all hold the same activations, bit for bit). Slots
+ * alternate between two sets by the barrier's parity: a thread can be at most one barrier
+ * ahead, so the set it writes is never the one another still reads. */
+#define MAX_TEAM 8
+typedef struct team team_t;
+typedef struct {
+    team_t *team;
+    int k;
+} member_t;
+struct team {
+    struct {
+        int64_t n;      /* barriers this thread has reached */
+        char pad[56];   /* one cache line each */
+    } arrive[MAX_TEAM];
+    int64_t passed[MAX_TEAM];  /* barriers passed, each thread's own count */
+    int nt;
+    member_t members[MAX_TEAM];
+    pthread_t threads[MAX_TEAM];
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int64_t job;  /* jobs posted; workers run each one */
+    int quit;
+    /* the job */
+    const weight_t *w;
+    const int64_t *plan;
+    real_t *state;
+    const int64_t *tokens;
+    real_t *logits;
+    int64_t t;
+    double eps;
+    int64_t maxw;  /* the widest split projection's outputs */
+    real_t *slots;  /* 2 x nt x maxw */
+};
+
 typedef struct {
     const weight_t *w;
     const int64_t *plan;
     real_t *state;   /* nb sequences' states, `size` values each */
     int64_t nb, size;
     double eps;
+    team_t *team;    /* NULL: one thread; else thread k of nt (nb = 1) */
+    int k, nt;
 } ctx_t;
+
+/* Spin this many pauses (about half a millisecond) before yielding the CPU, or sleeping. */
+enum { SPINS = 20000 };
+
+static void barrier(const ctx_t *c) {
+    if (c->nt == 1) return;
+    team_t *T = c->team;
+    const int64_t e = ++T->passed[c->k];
+    __atomic_store_n(&T->arrive[c->k].n, e, __ATOMIC_RELEASE);
+    for (int j = 0; j < c->nt; j++) {
+        for (int64_t spins = 0; __atomic_load_n(&T->arrive[j].n, __ATOMIC_ACQUIRE) < e; spins++) {
+            if (spins < SPINS)
+                cpu_relax();
+            else
+                sched_yield();
+        }
+    }
+}
+
+/* Thread j's slot for the partial sums that meet at the next barrier / met at the last one. */
+static real_t *slot_next(const ctx_t *c, int j) {
+    const team_t *T = c->team;
+    return T->slots + (((T->passed[c->k] + 1) & 1) * c->nt + j) * T->maxw;
+}
+static const real_t *slot_met(const ctx_t *c, int j) {
+    const team_t *T = c->team;
+    return T->slots + ((T->passed[c->k] & 1) * c->nt + j) * T->maxw;
+}
+
+/* After the barrier: out = the sum of every thread's partial sums (n values), in order. */
+static void gather(const ctx_t *c, real_t *out, int64_t n) {
+    memcpy(out, slot_met(c, 0), (size_t)n * sizeof(real_t));
+    for (int j = 1; j < c->nt; j++) {
+        const real_t *part = slot_met(c, j);
+        for (int64_t i = 0; i < n; i++) out[i] += part[i];
+    }
+}
+
+/* This thread's share [lo, hi) of n items, in whole units (the last share may be short). */
+static void share(const ctx_t *c, int64_t n, int64_t unit, int64_t *lo, int64_t *hi) {
+    const int64_t units = (n + unit - 1) / unit, per = units / c->nt, extra = units % c->nt;
+    const int64_t a = c->k * per + (c->k < extra ? c->k : extra);
+    const int64_t b = a + per + (c->k < extra ? 1 : 0);
+    *lo = a * unit < n ? a * unit : n;
+    *hi = b * unit < n ? b * unit : n;
+}
 
 /* SIMD vectors of VW values (64 bytes: one AVX-512 register, two AVX2 or four NEON ones; the
  * compiler lowers the vector extension to what the machine has), loaded and stored unaligned. */
@@ -73,7 +167,7 @@ static inline __attribute__((always_inline)) void row_strip(
     real_t *restrict y, int64_t n_in, int64_t n_out, int64_t o, const int S) {
     vec_t a[16];
 #pragma GCC unroll 16
-    for (int j = 0; j < S; j++) a[j] = vload(b + o + j * VW);
+    for (int j = 0; j < S; j++) a[j] = b != NULL ? vload(b + o + j * VW) : (vec_t){0};
     for (int64_t i = 0; i < n_in; i++) {
         const real_t xi = x[i];
         const weight_t *restrict row = wt + i * n_out + o;
@@ -84,28 +178,39 @@ static inline __attribute__((always_inline)) void row_strip(
     for (int j = 0; j < S; j++) vstore(y + o + j * VW, a[j]);
 }
 
-/* One row (a matrix-vector product): strips of up to 16 vectors, so that a width of up to
- * 16 VW (256 floats) reads the weights as one stream, row after row, which the hardware
- * prefetches from L3 best (measured 2-4x the bandwidth of updating y in memory row by row). */
-static void linear_row(const weight_t *restrict wt, const weight_t *restrict b,
-                       const real_t *restrict x, real_t *restrict y, int64_t n_in,
-                       int64_t n_out) {
-    int64_t o = 0;
-    for (; o + 16 * VW <= n_out; o += 16 * VW) row_strip(wt, b, x, y, n_in, n_out, o, 16);
-    if (o + 8 * VW <= n_out) {
+/* One row (a matrix-vector product), outputs o0 .. o1 - 1 of n_out (b NULL: no bias):
+ * strips of up to 16 vectors, so that a width of up to 16 VW (256 floats) reads the weights as
+ * one stream, row after row, which the hardware prefetches from L3 best (measured 2-4x the
+ * bandwidth of updating y in memory row by row). */
+static void linear_cols(const weight_t *restrict wt, const weight_t *restrict b,
+                        const real_t *restrict x, real_t *restrict y, int64_t n_in,
+                        int64_t n_out, int64_t o0, int64_t o1) {
+    int64_t o = o0;
+    for (; o + 16 * VW <= o1; o += 16 * VW) row_strip(wt, b, x, y, n_in, n_out, o, 16);
+    if (o + 8 * VW <= o1) {
         row_strip(wt, b, x, y, n_in, n_out, o, 8);
         o += 8 * VW;
     }
-    if (o + 4 * VW <= n_out) {
+    if (o + 4 * VW <= o1) {
         row_strip(wt, b, x, y, n_in, n_out, o, 4);
         o += 4 * VW;
     }
-    for (; o + VW <= n_out; o += VW) row_strip(wt, b, x, y, n_in, n_out, o, 1);
-    for (; o < n_out; o++) {
-        real_t a = b[o];
+    for (; o + VW <= o1; o += VW) row_strip(wt, b, x, y, n_in, n_out, o, 1);
+    for (; o < o1; o++) {
+        real_t a = b != NULL ? b[o] : 0;
         for (int64_t i = 0; i < n_in; i++) a += x[i] * wt[i * n_out + o];
         y[o] = a;
     }
+}
+
+/* A team's projection split by its inputs: this thread's rows lo .. hi - 1 of wt times x[lo ..
+ * hi - 1] (thread 0 adds the bias) into its slot, then the barrier, then y = the sum. */
+static void linear_split_in(const ctx_t *c, const weight_t *wt, const weight_t *b,
+                            const real_t *x, real_t *y, int64_t lo, int64_t hi, int64_t n_out) {
+    linear_cols(wt + lo * n_out, c->k == 0 ? b : NULL, x + lo, slot_next(c, c->k), hi - lo,
+                n_out, 0, n_out);
+    barrier(c);
+    gather(c, y, n_out);
 }
 
 /* For each of n rows r: y[r ys + o] = b[o] + sum_i x[r xs + i] * wt[i * n_out + o].
@@ -141,7 +246,8 @@ static void linear(const weight_t *restrict wt, const weight_t *restrict b,
             }
         }
     }
-    for (int64_t r = done; r < n; r++) linear_row(wt, b, x + r * xs, y + r * ys, n_in, n_out);
+    for (int64_t r = done; r < n; r++)
+        linear_cols(wt, b, x + r * xs, y + r * ys, n_in, n_out, 0, n_out);
 }
 
 static void layer_norm(const real_t *x, const weight_t *g, const weight_t *b, real_t *y,
@@ -229,10 +335,11 @@ static inline void prefetch_state(const real_t *s) {
 
 /* A diagonal recurrence (S4D): x <- A x + B u, y = scale Re(C x). K = 6: A, B, C (re, im). */
 static void ssm_diagonal(const int64_t *L, const weight_t *restrict q, real_t *restrict st,
-                         const real_t *restrict u, real_t *restrict y, int64_t ahead) {
-    const int64_t blocks = (L[L_H] + VW - 1) / VW, M = L[L_M];
+                         const real_t *restrict u, real_t *restrict y, int64_t ahead,
+                         int64_t b0, int64_t b1) {
+    const int64_t M = L[L_M];
     const real_t scale = (real_t)L[L_SCALE];
-    for (int64_t b = 0; b < blocks; b++) {
+    for (int64_t b = b0; b < b1; b++) {
         const vec_t uv = vload(u + b * VW);
         vec_t acc = {0};
         for (int64_t m = 0; m < M; m++) {
@@ -260,12 +367,13 @@ static void ssm_diagonal(const int64_t *L, const weight_t *restrict q, real_t *r
  * constant for rank 1, so that the compiler specialises that case. */
 static inline void dplr_blocks(const int64_t *L, const weight_t *restrict q,
                                real_t *restrict st, const real_t *restrict u,
-                               real_t *restrict y, int64_t ahead, const int64_t R) {
+                               real_t *restrict y, int64_t ahead, int64_t b0, int64_t b1,
+                               const int64_t R) {
     const int64_t blocks = (L[L_H] + VW - 1) / VW, M = L[L_M], K = 6 + 4 * R;
     const real_t scale = (real_t)L[L_SCALE];
     real_t *restrict carried = st + blocks * M * 2 * VW;
     vec_t z[R], next[R];
-    for (int64_t b = 0; b < blocks; b++) {
+    for (int64_t b = b0; b < b1; b++) {
         const vec_t uv = vload(u + b * VW);
         for (int64_t r = 0; r < R; r++) {
             z[r] = vload(carried + (b * R + r) * VW);
@@ -294,25 +402,69 @@ static inline void dplr_blocks(const int64_t *L, const weight_t *restrict q,
     }
 }
 
-static void ssm_dplr(const int64_t *L, const weight_t *q, real_t *st, const real_t *u,
-                     real_t *y, int64_t ahead) {
-    if (L[L_RANK] == 1)
-        dplr_blocks(L, q, st, u, y, ahead, 1);
+/* The recurrence of an S4 layer over channel blocks b0 .. b1 - 1 (u, y: whole vectors). */
+static void ssm(const int64_t *L, const weight_t *q, real_t *st, const real_t *u, real_t *y,
+                int64_t ahead, int64_t b0, int64_t b1) {
+    if (L[L_KIND] == DIAGONAL)
+        ssm_diagonal(L, q, st, u, y, ahead, b0, b1);
+    else if (L[L_RANK] == 1)
+        dplr_blocks(L, q, st, u, y, ahead, b0, b1, 1);
     else
-        dplr_blocks(L, q, st, u, y, ahead, L[L_RANK]);
+        dplr_blocks(L, q, st, u, y, ahead, b0, b1, L[L_RANK]);
+}
+
+static void norm(const ctx_t *c, const int64_t *L, const real_t *x, real_t *u) {
+    const weight_t *w = c->w;
+    if (L[L_NORM] == SCALAR_NORM)
+        scalar_norm(x, w + L[L_N1], w + L[L_N2], u, L[L_H]);
+    else
+        layer_norm(x, w + L[L_N1], w + L[L_N2], u, L[L_H], c->eps);
+}
+
+/* residual for a team (one sequence): this thread's channel blocks of the recurrence, or its
+ * share of the feed-forward's hidden units, then the projection back split by its inputs:
+ * one barrier per layer. */
+static void residual_team(const ctx_t *c, const int64_t *L, real_t *x) {
+    const int64_t H = L[L_H];
+    const weight_t *w = c->w;
+    real_t u[H];
+    norm(c, L, x, u);
+    int64_t lo, hi;
+    if (L[L_KIND] == FEEDFORWARD) {
+        const int64_t F = L[L_M];
+        real_t f[F], o[H];
+        share(c, F, VW, &lo, &hi);
+        linear_cols(w + L[L_SSM], w + L[L_D], u, f, H, F, lo, hi);
+        gelu_all(f + lo, NULL, NULL, hi - lo);
+        linear_split_in(c, w + L[L_OUT_W], w + L[L_OUT_B], f, o, lo, hi, H);
+        for (int64_t i = 0; i < H; i++) x[i] += o[i];
+        return;
+    }
+    const int64_t padded = (H + VW - 1) / VW * VW, n_out = L[L_GLU] ? 2 * H : H;
+    real_t ub[padded], y[padded], o[n_out];
+    memcpy(ub, u, (size_t)H * sizeof(real_t));
+    for (int64_t k = H; k < padded; k++) ub[k] = 0;
+    share(c, H, VW, &lo, &hi);
+    if (hi > lo)  /* its channel blocks (a share may be empty: fewer blocks than threads) */
+        ssm(L, w + L[L_SSM], c->state + L[L_STATE], ub, y, 0, lo / VW, (hi + VW - 1) / VW);
+    gelu_all(y + lo, w + L[L_D] + lo, u + lo, hi - lo);
+    linear_split_in(c, w + L[L_OUT_W], w + L[L_OUT_B], y, o, lo, hi, n_out);
+    if (L[L_GLU])
+        glu_add(x, o, o + H, H);
+    else
+        for (int64_t i = 0; i < H; i++) x[i] += o[i];
 }
 
 /* Each of the nb rows of x (width H): x <- x + layer(norm(x)); S4 states updated in place. */
 static void residual(const ctx_t *c, const int64_t *L, real_t *x) {
+    if (c->nt > 1) {
+        residual_team(c, L, x);
+        return;
+    }
     const int64_t H = L[L_H], nb = c->nb;
     const weight_t *w = c->w;
     real_t u[nb * H];
-    for (int64_t r = 0; r < nb; r++) {
-        if (L[L_NORM] == SCALAR_NORM)
-            scalar_norm(x + r * H, w + L[L_N1], w + L[L_N2], u + r * H, H);
-        else
-            layer_norm(x + r * H, w + L[L_N1], w + L[L_N2], u + r * H, H, c->eps);
-    }
+    for (int64_t r = 0; r < nb; r++) norm(c, L, x + r * H, u + r * H);
     if (L[L_KIND] == FEEDFORWARD) {
         const int64_t F = L[L_M];
         real_t f[nb * F], o[nb * H];
@@ -337,10 +489,7 @@ static void residual(const ctx_t *c, const int64_t *L, real_t *x) {
         const real_t *ur = exact ? u + r * H : ub;
         real_t *yr = exact ? y + r * H : yb;
         if (!exact) memcpy(ub, u + r * H, (size_t)H * sizeof(real_t));
-        if (L[L_KIND] == DPLR)
-            ssm_dplr(L, w + L[L_SSM], st, ur, yr, ahead);
-        else
-            ssm_diagonal(L, w + L[L_SSM], st, ur, yr, ahead);
+        ssm(L, w + L[L_SSM], st, ur, yr, ahead, 0, padded / VW);
         if (!exact) memcpy(y + r * H, yb, (size_t)H * sizeof(real_t));
     }
     const weight_t *D = w + L[L_D];
@@ -400,6 +549,24 @@ static void tier(const ctx_t *c, int64_t i, real_t *h, int64_t t) {
         run(c, T[T_FUP], T[T_NUP], out);
         for (int64_t k = 0; k < nd; k++) out[k] += sum[k];
     }
+    if (c->nt > 1) {
+        /* A team splits the down-pool by its inputs: each thread keeps (and reads) only its
+         * share of the frame. The up-pool is split by its outputs, written to the shared
+         * frame that every thread reads from the next sample on, after a barrier. */
+        int64_t lo, hi;
+        share(c, p * d, VW, &lo, &hi);
+        for (int64_t k = 0; k < d; k++)
+            if (slot * d + k >= lo && slot * d + k < hi) down0[slot * d + k] = h[k];
+        if (slot == p - 1) {
+            real_t inner[e];
+            linear_split_in(c, c->w + T[T_DP_W], c->w + T[T_DP_B], down0, inner, lo, hi, e);
+            tier(c, i + 1, inner, t / p);
+            linear_cols(c->w + T[T_UP_W], c->w + T[T_UP_B], inner, up0, e, p * d, lo, hi);
+            barrier(c);
+        }
+        memcpy(h, out, (size_t)nd * sizeof(real_t));
+        return;
+    }
     for (int64_t r = 0; r < nb; r++)
         memcpy(down0 + r * c->size + slot * d, h + r * d, (size_t)d * sizeof(real_t));
     if (slot == p - 1) {  /* a frame is complete: the coarser tier takes one step */
@@ -411,32 +578,144 @@ static void tier(const ctx_t *c, int64_t i, real_t *h, int64_t t) {
     memcpy(h, out, (size_t)nd * sizeof(real_t));
 }
 
-/* One step for `batch` sequences at time t: tokens (batch) -> logits (batch x classes), the
- * batch going through each layer together (each weight read once per step). */
-int sashimi_step(const weight_t *w, const int64_t *plan, real_t *state, const int64_t *tokens,
-                 real_t *logits, int64_t batch, int64_t t, double eps) {
-    const int64_t d = plan[H_DMODEL], classes = plan[H_CLASSES];
+/* The step's body, for one thread (c->nt == 1) or each thread of a team. */
+static int step_body(const ctx_t *c, const int64_t *tokens, real_t *logits, int64_t t) {
+    const int64_t *plan = c->plan;
+    const weight_t *w = c->w;
+    const int64_t d = plan[H_DMODEL], classes = plan[H_CLASSES], batch = c->nb;
     for (int64_t b = 0; b < batch; b++)
         if (tokens[b] < 0 || tokens[b] >= classes) return 1;
-    const ctx_t c = {w, plan, state, batch, plan[H_STATE], eps};
-#ifdef FLUSH_SUBNORMALS
-    /* Decaying modes drift into subnormal numbers, each operation on which costs about a
-     * hundred cycles on x86: flush them to zero for this call (flush-to-zero and
-     * denormals-are-zero), then restore the caller's mode. */
-    const unsigned int csr = _mm_getcsr();
-    _mm_setcsr(csr | 0x8040);
-#endif
     real_t h[batch * d], y[batch * d];
     for (int64_t b = 0; b < batch; b++) {
         const weight_t *emb = w + plan[H_EMB] + tokens[b] * d;
         for (int64_t k = 0; k < d; k++) h[b * d + k] = emb[k];
     }
-    tier(&c, 0, h, t);
+    tier(c, 0, h, t);
     for (int64_t b = 0; b < batch; b++)
-        layer_norm(h + b * d, w + plan[H_NORM_W], w + plan[H_NORM_B], y + b * d, d, eps);
-    linear(w + plan[H_HEAD_W], w + plan[H_HEAD_B], y, d, logits, classes, batch, d, classes);
-#ifdef FLUSH_SUBNORMALS
-    _mm_setcsr(csr);
-#endif
+        layer_norm(h + b * d, w + plan[H_NORM_W], w + plan[H_NORM_B], y + b * d, d, c->eps);
+    if (c->nt > 1) {  /* each thread writes its share of the logits */
+        int64_t lo, hi;
+        share(c, classes, VW, &lo, &hi);
+        linear_cols(w + plan[H_HEAD_W], w + plan[H_HEAD_B], y, logits, d, classes, lo, hi);
+    } else {
+        linear(w + plan[H_HEAD_W], w + plan[H_HEAD_B], y, d, logits, classes, batch, d, classes);
+    }
     return 0;
+}
+
+#ifdef FLUSH_SUBNORMALS
+/* Decaying modes drift into subnormal numbers, each operation on which costs about a hundred
+ * cycles on x86: they are flushed to zero during a step (flush-to-zero and
+ * denormals-are-zero), the caller's mode restored after. */
+#define FLUSHED(x)                                                                            \
+    do {                                                                                      \
+        const unsigned int csr_ = _mm_getcsr();                                               \
+        _mm_setcsr(csr_ | 0x8040);                                                            \
+        x;                                                                                    \
+        _mm_setcsr(csr_);                                                                     \
+    } while (0)
+#else
+#define FLUSHED(x) x
+#endif
+
+/* One step for `batch` sequences at time t: tokens (batch) -> logits (batch x classes), the
+ * batch going through each layer together (each weight read once per step). Non-zero: a
+ * token out of range. */
+int sashimi_step(const weight_t *w, const int64_t *plan, real_t *state, const int64_t *tokens,
+                 real_t *logits, int64_t batch, int64_t t, double eps) {
+    const ctx_t c = {w, plan, state, batch, plan[H_STATE], eps, NULL, 0, 1};
+    int status;
+    FLUSHED(status = step_body(&c, tokens, logits, t));
+    return status;
+}
+
+/* -- the team: sashimi_team_new(nt, maxw), sashimi_team_step(team, ...), sashimi_team_free --- */
+
+void sashimi_team_free(void *team);
+
+static int team_job(team_t *T, int k) {
+    const ctx_t c = {T->w, T->plan, T->state, 1, T->plan[H_STATE], T->eps, T, k, T->nt};
+    const int status = step_body(&c, T->tokens, T->logits, T->t);
+    barrier(&c);  /* every share done (and every read of the job's inputs) */
+    return status;
+}
+
+static void *team_worker(void *arg) {
+    member_t *m = arg;
+    team_t *T = m->team;
+#ifdef FLUSH_SUBNORMALS
+    _mm_setcsr(_mm_getcsr() | 0x8040);  /* this thread only runs steps */
+#endif
+    int64_t seen = 0;
+    for (;;) {
+        for (int64_t spins = 0; __atomic_load_n(&T->job, __ATOMIC_ACQUIRE) == seen; spins++) {
+            if (__atomic_load_n(&T->quit, __ATOMIC_ACQUIRE)) return NULL;
+            if (spins < SPINS) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&T->lock);  /* idle: sleep until the next job */
+            while (T->job == seen && !T->quit) pthread_cond_wait(&T->wake, &T->lock);
+            pthread_mutex_unlock(&T->lock);
+        }
+        seen = __atomic_load_n(&T->job, __ATOMIC_ACQUIRE);
+        team_job(T, m->k);
+    }
+}
+
+/* A team of nt threads (this one and nt - 1 workers) for steps whose split projections have
+ * at most maxw outputs; NULL if it cannot be made. */
+void *sashimi_team_new(int64_t nt, int64_t maxw) {
+    if (nt < 2 || nt > MAX_TEAM || maxw < 1) return NULL;
+    team_t *T;
+    if (posix_memalign((void **)&T, 64, sizeof *T) != 0) return NULL;
+    memset(T, 0, sizeof *T);
+    T->nt = (int)nt;
+    T->maxw = (maxw + VW - 1) / VW * VW;
+    if (posix_memalign((void **)&T->slots, 64, (size_t)(2 * nt * T->maxw) * sizeof(real_t))) {
+        free(T);
+        return NULL;
+    }
+    pthread_mutex_init(&T->lock, NULL);
+    pthread_cond_init(&T->wake, NULL);
+    for (int k = 1; k < T->nt; k++) {
+        T->members[k] = (member_t){T, k};
+        if (pthread_create(&T->threads[k], NULL, team_worker, &T->members[k]) != 0) {
+            T->nt = k;  /* the ones started so far: stop them */
+            sashimi_team_free(T);
+            return NULL;
+        }
+    }
+    return T;
+}
+
+void sashimi_team_free(void *team) {
+    team_t *T = team;
+    if (T == NULL) return;
+    pthread_mutex_lock(&T->lock);
+    __atomic_store_n(&T->quit, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&T->wake);
+    pthread_mutex_unlock(&T->lock);
+    for (int k = 1; k < T->nt; k++) pthread_join(T->threads[k], NULL);
+    pthread_mutex_destroy(&T->lock);
+    pthread_cond_destroy(&T->wake);
+    free(T->slots);
+    free(T);
+}
+
+/* sashimi_step for one sequence (batch must be 1), shared by the team's threads. */
+int sashimi_team_step(void *team, const weight_t *w, const int64_t *plan, real_t *state,
+                      const int64_t *tokens, real_t *logits, int64_t batch, int64_t t,
+                      double eps) {
+    team_t *T = team;
+    if (batch != 1) return 2;
+    T->w = w, T->plan = plan, T->state = state, T->tokens = tokens, T->logits = logits;
+    T->t = t, T->eps = eps;
+    pthread_mutex_lock(&T->lock);
+    __atomic_store_n(&T->job, T->job + 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&T->wake);
+    pthread_mutex_unlock(&T->lock);
+    int status;
+    FLUSHED(status = team_job(T, 0));
+    return status;
 }
