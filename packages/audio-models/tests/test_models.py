@@ -219,6 +219,26 @@ def test_sampling_honours_temperature_and_nucleus() -> None:
     )
 
 
+@pytest.mark.parametrize("batch", [1, 5])
+def test_sampling_draws_torch_multinomials_stream(batch: int) -> None:
+    # The draw is multinomial's own method without its checks: the same generator gives the
+    # same classes as torch.multinomial, draw after draw (clips made before stay the same).
+    logits = torch.randn(batch, 32, generator=torch.Generator().manual_seed(1))
+    ours, theirs = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    for _ in range(200):
+        drawn = sample_logits(logits, temperature=0.8, top_p=1.0, generator=ours)
+        probs = torch.softmax(logits.double() / 0.8, dim=-1)
+        assert torch.equal(drawn, torch.multinomial(probs, 1, generator=theirs).squeeze(-1))
+
+
+def test_generate_names_logits_that_are_not_finite() -> None:
+    model = build_sashimi(sashimi_config(d_model=8, n_layers=1, pool=(2,), bits=4))
+    with torch.no_grad():
+        model.head.bias[3] = float("nan")
+    with pytest.raises(ValueError, match="logits are not finite"):
+        model.generate(2, 6, batch=2, engine="eager")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -200,7 +200,11 @@ def sample_logits(
         before = sorted_probs.cumsum(-1) - sorted_probs  # mass of the classes ranked higher
         sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    # torch.multinomial(probs, 1)'s own method and stream (argmax of probs / Exp(1) noise, the
+    # noise drawn by exponential_ from the generator), without its validity checks, which
+    # cost more than the draw at batch 1; generate checks the log-likelihoods instead.
+    noise = torch.empty_like(probs).exponential_(generator=generator)
+    return (probs / noise).argmax(-1)
 
 
 @torch.no_grad()
@@ -279,6 +283,10 @@ def generate(
                               top_p, generator, progress)  # fmt: skip
             finally:
                 torch.set_num_threads(threads)
+            if length > prefix_len and not bool(torch.isfinite(loglik[lo:hi]).all()):
+                raise ValueError(
+                    "the model's logits are not finite (NaN or inf): its weights have diverged"
+                )
     finally:
         model.train(was_training)
     return Generated(samples, loglik, prefix_len, label, passed_over)
