@@ -269,8 +269,10 @@ def _ssm(lay: _Layout, kernel: nn.Module) -> tuple[int, int, int, int, int, int]
         for z, r in zip(d["Z"], d["R"], strict=True):
             parts += [z, r]
         rank = d["Z"].shape[0]
-    else:
-        parts, rank = [t["A"], t["B"], t["C"]], 0
+    else:  # in the basis of the states divided by B (sashimi_step.c, ssm_diagonal)
+        still = t["B"] == 0  # such a mode stays at zero: A = C B = 0 leave it out
+        A, CB = t["A"].masked_fill(still, 0), (t["C"] * t["B"]).masked_fill(still, 0)
+        parts, rank = [A, CB], 0
     H, M = parts[0].shape
     reals = [p for x in parts for p in (x.real, x.imag)]
     padded = -(-H // lay.lanes) * lay.lanes

@@ -333,7 +333,10 @@ static inline void prefetch_state(const real_t *s) {
     __builtin_prefetch(s + VW, 1);
 }
 
-/* A diagonal recurrence (S4D): x <- A x + B u, y = scale Re(C x). K = 6: A, B, C (re, im). */
+/* A diagonal recurrence (S4D): x <- A x + B u, y = scale Re(C x), in the basis of the states
+ * divided by B (x' = x / B: x' <- A x' + u, y = scale Re(C B x')), which saves B's table and
+ * its products; a mode with B = 0 never moves and is laid out with A = C B = 0. K = 4: A, C B
+ * (re, im). */
 static void ssm_diagonal(const int64_t *L, const weight_t *restrict q, real_t *restrict st,
                          const real_t *restrict u, real_t *restrict y, int64_t ahead,
                          int64_t b0, int64_t b1) {
@@ -343,15 +346,15 @@ static void ssm_diagonal(const int64_t *L, const weight_t *restrict q, real_t *r
         const vec_t uv = vload(u + b * VW);
         vec_t acc = {0};
         for (int64_t m = 0; m < M; m++) {
-            const weight_t *restrict t = q + (b * M + m) * 6 * VW;
+            const weight_t *restrict t = q + (b * M + m) * 4 * VW;
             real_t *restrict s = st + (b * M + m) * 2 * VW;
             const vec_t sr = vload(s), si = vload(s + VW), ar = vload(t), ai = vload(t + VW);
-            const vec_t xr = ar * sr - ai * si + vload(t + 2 * VW) * uv;
-            const vec_t xi = ar * si + ai * sr + vload(t + 3 * VW) * uv;
+            const vec_t xr = ar * sr - ai * si + uv;
+            const vec_t xi = ar * si + ai * sr;
             vstore(s, xr);
             vstore(s + VW, xi);
             prefetch_state(s + ahead);
-            acc += vload(t + 4 * VW) * xr - vload(t + 5 * VW) * xi;
+            acc += vload(t + 2 * VW) * xr - vload(t + 3 * VW) * xi;
         }
         vstore(y + b * VW, scale * acc);
     }
