@@ -95,7 +95,7 @@ _LIBRARIES: dict[tuple[str, str], ctypes.CDLL] = {}
 WEIGHTS = {"float": np.float32, "double": np.float64}
 
 
-_SASHIMI_ARGS = [
+_SASHIMI_ARGS: list[Any] = [
     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
     ctypes.c_int64, ctypes.c_int64, ctypes.c_double,
 ]  # fmt: skip
