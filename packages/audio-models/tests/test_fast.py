@@ -186,6 +186,53 @@ def test_generate_gives_the_same_clips_with_either_engine() -> None:
 
 
 @needs_cc
+@pytest.mark.parametrize(("batch", "threads"), [(1, 2), (2, 2), (3, 1)])
+@pytest.mark.parametrize("temperature", [1.0, 0.7, 0.0])
+@pytest.mark.parametrize("prefix_len", [0, 5, 140])
+def test_sampling_inside_the_c_step_draws_the_eager_clips(
+    batch: int, threads: int, temperature: float, prefix_len: int
+) -> None:
+    # SaShiMi's C step samples a block of 128 steps per call (noise drawn per block): the
+    # clips are the eager engine's draw for draw, across block boundaries, with and without a
+    # prefix (forced inside and across a block), for a team (batch 1 on 2 threads), a split
+    # batch and one thread. top_p < 1 samples step by step, as eager does.
+    model = tiny(torch.float64, **VARIANTS["s4-glu-pool-2-3"])
+    prefix = torch.randint(0, 16, (3, prefix_len), generator=torch.Generator().manual_seed(2))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        options = {"prefix": prefix if prefix_len else None, "temperature": temperature}
+        runs = {
+            engine: model.generate(
+                3,
+                150,
+                batch=batch,
+                engine=engine,
+                generator=torch.Generator().manual_seed(4),
+                **options,
+            )
+            for engine in ("eager", "compiled")
+        }
+    finally:
+        torch.set_num_threads(before)
+    assert runs["compiled"].engine.startswith("compiled")
+    assert torch.equal(runs["eager"].samples, runs["compiled"].samples)
+    assert torch.allclose(
+        runs["eager"].log_likelihood, runs["compiled"].log_likelihood, rtol=1e-9, atol=1e-9
+    )
+
+
+@needs_cc
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_forced_token_out_of_range_is_refused_by_the_c_sampler(workers: int) -> None:
+    # generate checks a prefix first; the C sampler refuses one too (alone or as a team).
+    stepper = fast.CompiledStepper(fast.CompiledSaShiMi(tiny()), 1, workers)
+    with pytest.raises(ValueError, match=r"a token is outside \[0, 15\]"):
+        stepper.sample_block(torch.tensor([0]), 3, torch.full((2, 1), 16), None, 0.0)
+    stepper.close()
+
+
+@needs_cc
 def test_auto_picks_compiled_for_sashimi_on_the_cpu_and_eager_for_big_batches() -> None:
     model = tiny()
     cpu = torch.device("cpu")
@@ -346,6 +393,7 @@ def test_generate_keeps_torch_on_one_thread_while_the_c_step_runs_its_own(
 ) -> None:
     # Idle OpenMP workers spin on the cores the C step's threads need: while a split batch
     # steps, torch's per-sample ops run on one thread; the caller's count comes back after.
+    # (top_p < 1: sampled step by step, after each C step.)
     seen: list[int] = []
     step = fast.CompiledStepper.step
 
@@ -358,12 +406,12 @@ def test_generate_keeps_torch_on_one_thread_while_the_c_step_runs_its_own(
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        model.generate(2, 8, batch=2, engine="compiled")
+        model.generate(2, 8, batch=2, engine="compiled", top_p=0.9)
         assert seen == [1] * 8
         assert torch.get_num_threads() == 2
         seen.clear()
         torch.set_num_threads(1)  # one part: nothing to change
-        model.generate(2, 8, batch=2, engine="compiled")
+        model.generate(2, 8, batch=2, engine="compiled", top_p=0.9)
         assert seen == [1] * 8
         assert torch.get_num_threads() == 1
     finally:

@@ -231,6 +231,16 @@ def test_sampling_draws_torch_multinomials_stream(batch: int) -> None:
         assert torch.equal(drawn, torch.multinomial(probs, 1, generator=theirs).squeeze(-1))
 
 
+def test_exponential_noise_drawn_at_once_is_the_stream_of_draws_one_by_one() -> None:
+    # What lets a C step sample a block of steps from noise drawn in one call and still draw
+    # the eager engine's clips (audio_models.sampling._sample_in_blocks).
+    ours, theirs = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    big = torch.empty(40, 3, 256, dtype=torch.float64).exponential_(generator=ours)
+    steps = [torch.empty(3, 256, dtype=torch.float64).exponential_(generator=theirs)
+             for _ in range(40)]  # fmt: skip
+    assert torch.equal(big, torch.stack(steps))
+
+
 def test_generate_names_logits_that_are_not_finite() -> None:
     model = build_sashimi(sashimi_config(d_model=8, n_layers=1, pool=(2,), bits=4))
     with torch.no_grad():

@@ -82,6 +82,19 @@ class Steppable(Protocol):
 class Stepper(ABC):
     """One batch of sequences being generated: ``step(prev)`` -> ``(batch, classes)`` logits."""
 
+    #: Steps per :meth:`sample_block` call, for a stepper that samples inside its own step
+    #: (SaShiMi's C step); 0: it does not, and :func:`generate` samples after each step.
+    block: int = 0
+
+    def sample_block(
+        self, prev: Tensor, n: int, forced: Tensor, noise: Tensor | None, temperature: float
+    ) -> tuple[Tensor, Tensor]:
+        """``n`` steps from ``prev (batch,)``: the first ``len(forced)`` take ``forced (k,
+        batch)``, the others draw ``argmax(softmax(logits / temperature) / noise)`` with
+        ``noise (n - k, batch, classes)`` Exp(1) draws (``None``: argmax of the logits) ->
+        ``(tokens (n, batch), the drawn tokens' log-probabilities summed (batch,))``."""
+        raise NotImplementedError
+
     #: The stepper runs its own threads (the C steps' batch parts). While it steps,
     #: :func:`generate` keeps torch's small per-sample ops (softmax, draws) on one thread: idle
     #: OpenMP workers spin for a while after each parallel region, on the very cores the
@@ -306,6 +319,9 @@ def _step_through(
     """Fill ``samples (b, length)`` and add to ``loglik (b,)`` one step at a time."""
     b, length = samples.shape
     prefix_len = prefix.shape[1] if prefix is not None else 0
+    if stepper.block and top_p == 1.0:
+        _sample_in_blocks(stepper, prev, samples, loglik, prefix, temperature, generator, progress)
+        return
     for t in range(length):
         logits = stepper.step(prev)
         if t < prefix_len:
@@ -319,6 +335,41 @@ def _step_through(
         prev = token
         if progress is not None:
             progress(b)
+
+
+def _sample_in_blocks(
+    stepper: Stepper,
+    prev: Tensor,
+    samples: Tensor,
+    loglik: Tensor,
+    prefix: Tensor | None,
+    temperature: float,
+    generator: torch.Generator | None,
+    progress: Callable[[int], Any] | None,
+) -> None:
+    """:func:`_step_through` for a stepper that samples inside its step, ``stepper.block``
+    steps per call. The noise of a block's draws is drawn at once, which gives the stream of
+    per-step draws (``exponential_`` fills in order: tested), so the clips are those of
+    :func:`sample_logits` step by step (at ``top_p = 1``)."""
+    b, length = samples.shape
+    prefix_len = prefix.shape[1] if prefix is not None else 0
+    classes = int(getattr(stepper, "classes", 0))
+    for t0 in range(0, length, stepper.block):
+        n = min(stepper.block, length - t0)
+        k = max(0, min(n, prefix_len - t0))
+        forced = (
+            prefix[:, t0 : t0 + k].t() if prefix is not None and k else torch.empty(0, b).long()
+        )
+        noise = None
+        if temperature > 0 and n > k:
+            noise = torch.empty(n - k, b, classes, dtype=torch.float64)
+            noise.exponential_(generator=generator)
+        tokens, logp = stepper.sample_block(prev, n, forced, noise, temperature)
+        samples[:, t0 : t0 + n] = tokens.t()
+        loglik += logp
+        prev = tokens[-1]
+        if progress is not None:
+            progress(b * n)
 
 
 def _run_blocks(

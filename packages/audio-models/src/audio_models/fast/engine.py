@@ -4,7 +4,8 @@ The whole sample step (embedding, every tier due at this sample, final norm, hea
 call into ``sashimi_step.c`` for the whole batch (layer by layer, each weight read once per
 step; batches are split across ``torch.get_num_threads()`` threads, ctypes releasing the
 GIL, and a single sequence's step is shared by a team of up to :data:`MAX_TEAM` threads in
-C), compiled with the machine's C compiler (``$CC``, else ``cc``,
+C; :meth:`CompiledStepper.sample_block` also samples inside the call, a block of steps at a
+time, as the eager engine samples), compiled with the machine's C compiler (``$CC``, else ``cc``,
 ``gcc`` or ``clang``) on first use and cached (``$AUDIO_MODELS_CACHE``, else
 ``$XDG_CACHE_HOME/sashimi-audio-models``, else ``~/.cache/sashimi-audio-models``). Weights
 (weight norms folded in), the recurrences' tables (computed in float64: for S4 the DPLR
@@ -454,6 +455,11 @@ def _team_functions(library: ctypes.CDLL) -> None:
     library.sashimi_team_free.argtypes = [ctypes.c_void_p]
     library.sashimi_team_step.restype = ctypes.c_int
     library.sashimi_team_step.argtypes = [ctypes.c_void_p, *_SASHIMI_ARGS]
+    library.sashimi_sample.restype = ctypes.c_int
+    library.sashimi_sample.argtypes = [
+        ctypes.c_void_p, *_SASHIMI_ARGS, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
+        ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p,
+    ]  # fmt: skip
 
 
 class CompiledStepper(SplitStepper):
@@ -469,18 +475,19 @@ class CompiledStepper(SplitStepper):
             dtype=np.float32 if compiled.act_dtype == torch.float32 else np.float64,
         )
         self.team: int | None = None
+        library = compiled.library
+        _team_functions(library)
         members = min(MAX_TEAM, workers if workers is not None else torch.get_num_threads())
         if batch == 1 and members > 1:
-            library = compiled.library
-            _team_functions(library)
             # the widest projection split by its inputs: a GLU's 2 H, or a pool's output
             self.team = library.sashimi_team_new(members, 2 * int(compiled.plan[H_MAXW]))
             self.own_threads = self.team is not None
 
-    def _call(self, lo: int, hi: int) -> int:
-        c = self.c
+    def _args(self, lo: int, hi: int) -> tuple[int, ...]:
+        """The C step's pointer arguments for rows ``lo:hi``, made once."""
         args = self._bound.get(lo)
         if args is None:
+            c = self.c
             args = self._bound[lo] = (
                 c.weights.ctypes.data,
                 c.plan.ctypes.data,
@@ -489,11 +496,58 @@ class CompiledStepper(SplitStepper):
                 self.logits.data_ptr() + lo * c.classes * self.logits.element_size(),
                 hi - lo,
             )
+        return args
+
+    def _call(self, lo: int, hi: int) -> int:
+        c, args = self.c, self._args(lo, hi)
         if self.team is not None:
             team: int = c.library.sashimi_team_step(self.team, *args, self.t, c.eps)
             return team
         status: int = c.library.sashimi_step(*args, self.t, c.eps)
         return status
+
+    #: Steps per :meth:`sample_block` call that :func:`~audio_models.sampling.generate` makes.
+    block = 128
+
+    def sample_block(
+        self, prev: Tensor, n: int, forced: Tensor, noise: Tensor | None, temperature: float
+    ) -> tuple[Tensor, Tensor]:
+        """``n`` steps with the sampling in C (``sashimi_sample``): the first ``len(forced)``
+        take ``forced (k, batch)``, the others draw as :func:`~audio_models.sampling.
+        sample_logits` does at ``top_p = 1`` from ``noise (n - k, batch, classes)`` (Exp(1)
+        draws, float64; ``None`` at temperature 0) -> ``(tokens (n, batch), the drawn tokens'
+        log-probabilities summed (batch,))``.
+
+        Raises:
+            ValueError: a token outside ``[0, classes)``.
+        """
+        self._tokens.copy_(prev.detach())
+        out = torch.empty(n, self.batch, dtype=torch.long)
+        logp = torch.zeros(self.batch, dtype=torch.float64)
+        forced = forced.to(torch.long).contiguous()
+        if noise is not None:
+            noise = noise.to(torch.float64).contiguous()
+        c, b = self.c, self.batch
+
+        def call(lo: int, hi: int) -> int:
+            status: int = c.library.sashimi_sample(
+                self.team, *self._args(lo, hi), self.t, c.eps, n, forced.shape[0],
+                forced.data_ptr() + lo * 8 if forced.numel() else None,
+                noise.data_ptr() + lo * c.classes * 8 if noise is not None else None,
+                b, temperature, out.data_ptr() + lo * 8, logp.data_ptr() + lo * 8,
+            )  # fmt: skip
+            return status
+
+        if self.pool is None:
+            bad = call(0, b)
+        else:
+            first, *rest = self.parts
+            futures = [self.pool.submit(call, lo, hi) for lo, hi in rest]
+            bad = call(*first) | any(f.result() for f in futures)
+        if bad:
+            raise ValueError(f"a token is outside [0, {self.classes - 1}]")
+        self.t += n
+        return out, logp
 
     def close(self) -> None:
         super().close()

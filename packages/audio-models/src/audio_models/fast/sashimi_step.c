@@ -66,6 +66,19 @@ enum { SCALAR_NORM = 0, LAYER_NORM = 1 };
  * ahead, so the set it writes is never the one another still reads. */
 #define MAX_TEAM 8
 typedef struct team team_t;
+/* Sampling inside the C step (sashimi_sample): n steps, the first n_forced taking the prefix's
+ * tokens, the others drawn as torch.multinomial draws them, argmax over classes of p / q with
+ * p the tempered softmax in float64 and q the caller's Exp(1) noise (argmax of the logits at
+ * temperature 0, noise NULL). Rows are strided by `stride` (the whole batch) in forced, noise
+ * and out. */
+typedef struct {
+    int64_t n, n_forced, stride;
+    const int64_t *forced;  /* (n_forced, stride) */
+    const double *noise;    /* (n - n_forced, stride, classes), or NULL */
+    double temperature;
+    int64_t *out;           /* (n, stride): the tokens */
+    double *logp;           /* (batch): += the drawn tokens' log-probabilities (temperature 1) */
+} block_t;
 typedef struct {
     team_t *team;
     int k;
@@ -91,6 +104,7 @@ struct team {
     real_t *logits;
     int64_t t;
     double eps;
+    const block_t *block;  /* NULL: one step, no sampling */
     int64_t maxw;  /* the widest split projection's outputs */
     real_t *slots;  /* 2 x nt x maxw */
 };
@@ -606,6 +620,76 @@ static int step_body(const ctx_t *c, const int64_t *tokens, real_t *logits, int6
     return 0;
 }
 
+/* One draw from a row of logits x (see block_t); lp: the drawn class's log-probability under
+ * the model (log_softmax at temperature 1, float64). The first of equal maxima wins, as in
+ * torch.argmax. */
+static int64_t draw(const real_t *x, int64_t classes, const double *q, double temperature,
+                    double *lp) {
+    double top = x[0];
+    for (int64_t k = 1; k < classes; k++) top = x[k] > top ? x[k] : top;
+    double sum = 0;
+    for (int64_t k = 0; k < classes; k++) sum += exp((double)x[k] - top);
+    int64_t best = 0;
+    if (q == NULL) {
+        for (int64_t k = 1; k < classes; k++)
+            if (x[k] > x[best]) best = k;
+    } else {
+        double ztop = (double)x[0] / temperature, zsum = sum, v = -1;
+        if (temperature != 1.0) {
+            for (int64_t k = 1; k < classes; k++) {
+                const double z = (double)x[k] / temperature;
+                ztop = z > ztop ? z : ztop;
+            }
+            zsum = 0;
+            for (int64_t k = 0; k < classes; k++) zsum += exp((double)x[k] / temperature - ztop);
+        } else {
+            ztop = top;
+        }
+        for (int64_t k = 0; k < classes; k++) {
+            const double p = exp((double)x[k] / temperature - ztop) / zsum, r = p / q[k];
+            if (r > v) {
+                v = r;
+                best = k;
+            }
+        }
+    }
+    *lp = (double)x[best] - (top + log(sum));
+    return best;
+}
+
+/* n steps with sampling (block_t) from the previous tokens prev_in; a team's threads each run
+ * it, draw the same tokens from the same logits, and thread 0 writes them. */
+static int block_body(const ctx_t *c, const int64_t *prev_in, real_t *logits, int64_t t0,
+                      const block_t *B) {
+    const int64_t batch = c->nb, classes = c->plan[H_CLASSES];
+    int64_t prev[batch];
+    memcpy(prev, prev_in, (size_t)batch * sizeof(int64_t));
+    for (int64_t j = 0; j < B->n; j++) {
+        const int status = step_body(c, prev, logits, t0 + j);
+        barrier(c);  /* the logits complete: each thread of a team wrote a share */
+        if (status) return status;
+        for (int64_t r = 0; r < batch; r++) {
+            int64_t token;
+            double lp = 0;
+            if (j < B->n_forced) {
+                token = B->forced[j * B->stride + r];
+                if (token < 0 || token >= classes) return 1;
+            } else {
+                const double *q = B->noise != NULL
+                    ? B->noise + ((j - B->n_forced) * B->stride + r) * classes : NULL;
+                token = draw(logits + r * classes, classes, q, B->temperature, &lp);
+            }
+            prev[r] = token;
+            if (c->k == 0) {
+                B->out[j * B->stride + r] = token;
+                if (j >= B->n_forced) B->logp[r] += lp;
+            }
+        }
+        barrier(c);  /* every thread has read the logits before the next step writes them */
+    }
+    return 0;
+}
+
 #ifdef FLUSH_SUBNORMALS
 /* Decaying modes drift into subnormal numbers, each operation on which costs about a hundred
  * cycles on x86: they are flushed to zero during a step (flush-to-zero and
@@ -638,7 +722,8 @@ void sashimi_team_free(void *team);
 
 static int team_job(team_t *T, int k) {
     const ctx_t c = {T->w, T->plan, T->state, 1, T->plan[H_STATE], T->eps, T, k, T->nt};
-    const int status = step_body(&c, T->tokens, T->logits, T->t);
+    const int status = T->block != NULL ? block_body(&c, T->tokens, T->logits, T->t, T->block)
+                                        : step_body(&c, T->tokens, T->logits, T->t);
     barrier(&c);  /* every share done (and every read of the job's inputs) */
     return status;
 }
@@ -707,18 +792,41 @@ void sashimi_team_free(void *team) {
 }
 
 /* sashimi_step for one sequence (batch must be 1), shared by the team's threads. */
-int sashimi_team_step(void *team, const weight_t *w, const int64_t *plan, real_t *state,
-                      const int64_t *tokens, real_t *logits, int64_t batch, int64_t t,
-                      double eps) {
-    team_t *T = team;
-    if (batch != 1) return 2;
+static int team_run(team_t *T, const weight_t *w, const int64_t *plan, real_t *state,
+                    const int64_t *tokens, real_t *logits, int64_t t, double eps,
+                    const block_t *block) {
     T->w = w, T->plan = plan, T->state = state, T->tokens = tokens, T->logits = logits;
-    T->t = t, T->eps = eps;
+    T->t = t, T->eps = eps, T->block = block;
     pthread_mutex_lock(&T->lock);
     __atomic_store_n(&T->job, T->job + 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&T->wake);
     pthread_mutex_unlock(&T->lock);
     int status;
     FLUSHED(status = team_job(T, 0));
+    return status;
+}
+
+int sashimi_team_step(void *team, const weight_t *w, const int64_t *plan, real_t *state,
+                      const int64_t *tokens, real_t *logits, int64_t batch, int64_t t,
+                      double eps) {
+    if (batch != 1) return 2;
+    return team_run(team, w, plan, state, tokens, logits, t, eps, NULL);
+}
+
+/* n steps with sampling (block_t) for `batch` sequences (team NULL) or one (a team), from the
+ * previous tokens `tokens`; out (n, stride) and logp (batch) as block_t says. Non-zero: a
+ * token out of range. */
+int sashimi_sample(void *team, const weight_t *w, const int64_t *plan, real_t *state,
+                   const int64_t *tokens, real_t *logits, int64_t batch, int64_t t, double eps,
+                   int64_t n, int64_t n_forced, const int64_t *forced, const double *noise,
+                   int64_t stride, double temperature, int64_t *out, double *logp) {
+    const block_t B = {n, n_forced, stride, forced, noise, temperature, out, logp};
+    if (team != NULL) {
+        if (batch != 1) return 2;
+        return team_run(team, w, plan, state, tokens, logits, t, eps, &B);
+    }
+    const ctx_t c = {w, plan, state, batch, plan[H_STATE], eps, NULL, 0, 1};
+    int status;
+    FLUSHED(status = block_body(&c, tokens, logits, t, &B));
     return status;
 }
