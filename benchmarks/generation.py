@@ -8,6 +8,9 @@ For each model preset (the paper's SC09 sizes), in its own fresh interpreter:
   ``compiled`` engine (``audio_models.fast``, ``audio-run generate --engine compiled``:
   the fused C steps of SaShiMi and WaveNet on the CPU, SampleRNN's folded step anywhere),
   ``8 * --steps`` steps (``--steps`` at batch 64), batches split across the threads;
+- ``sample_b{1,16,64}_compiled``: the same steps with the sampling inside the C step (SaShiMi:
+  ``CompiledStepper.sample_block``, 128 steps per call, a block's Exp(1) noise drawn at once,
+  as ``generate()`` samples at ``top_p = 1``), temperature 1;
 - ``generate_b{B}_triton`` (CUDA): the ``triton`` engine, ``8 * --steps`` steps of free
   sampling at each ``--gen-batches`` batch, a period per CUDA graph replay
   (``triton_setup_b{B}_s``: compiling and capturing);
@@ -103,6 +106,26 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
             result["steps_per_s"] = round(steps / result["median_s"], 1)
             result["samples_per_s"] = result.pop("items_per_s")
             out[f"generate_b{batch}_compiled"] = result
+            if not getattr(stepper, "block", 0):
+                continue
+
+            def sampled(
+                batch: int = batch, steps: int = steps, stepper: Any = stepper
+            ) -> None:  # generate()'s loop: a block's noise, then the C step samples it
+                generator = torch.Generator().manual_seed(0)
+                prev = torch.full((batch,), model.start_token, device=device)
+                none = torch.empty(0, batch, dtype=torch.long)
+                for t0 in range(0, steps, stepper.block):
+                    n = min(stepper.block, steps - t0)
+                    noise = torch.empty(n, batch, model.n_classes, dtype=torch.float64)
+                    noise.exponential_(generator=generator)
+                    tokens, _ = stepper.sample_block(prev, n, none, noise, 1.0)
+                    prev = tokens[-1]
+
+            result = _bench.timed(sampled, args.runs, sync, steps * batch)
+            result["steps_per_s"] = round(steps / result["median_s"], 1)
+            result["samples_per_s"] = result.pop("items_per_s")
+            out[f"sample_b{batch}_compiled"] = result
     spec = model.engines.get("triton")
     if spec is not None and "triton" in args.engines and spec.auto(model, 1, device) is None:
         factory = spec.prepare(model, 1, device)
