@@ -223,6 +223,31 @@ def test_sampling_inside_the_c_step_draws_the_eager_clips(
 
 
 @needs_cc
+def test_big_batches_sample_fewer_steps_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The noise of a block is held at once: generate bounds it (NOISE_VALUES draws), here to
+    # 10 steps of 2 x 16 classes per call; the clips stay the eager engine's.
+    from audio_models import sampling
+
+    monkeypatch.setattr(sampling, "NOISE_VALUES", 2 * 16 * 10)
+    calls: list[int] = []
+    block = fast.CompiledStepper.sample_block
+
+    def counting(self: fast.CompiledStepper, prev: torch.Tensor, n: int, *rest: object) -> object:
+        calls.append(n)
+        return block(self, prev, n, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fast.CompiledStepper, "sample_block", counting)
+    model = tiny(**VARIANTS["s4-glu-pool-2-3"])
+    runs = {
+        engine: model.generate(2, 25, batch=2, engine=engine,
+                               generator=torch.Generator().manual_seed(1))
+        for engine in ("eager", "compiled")
+    }  # fmt: skip
+    assert calls == [10, 10, 5]
+    assert torch.equal(runs["eager"].samples, runs["compiled"].samples)
+
+
+@needs_cc
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_forced_token_out_of_range_is_refused_by_the_c_sampler(workers: int) -> None:
     # generate checks a prefix first; the C sampler refuses one too (alone or as a team).

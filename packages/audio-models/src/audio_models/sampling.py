@@ -337,6 +337,11 @@ def _step_through(
             progress(b)
 
 
+#: The most Exp(1) draws :func:`generate` holds at once for a stepper that samples a block of
+#: steps inside its own step.
+NOISE_VALUES = 1 << 22
+
+
 def _sample_in_blocks(
     stepper: Stepper,
     prev: Tensor,
@@ -354,8 +359,11 @@ def _sample_in_blocks(
     b, length = samples.shape
     prefix_len = prefix.shape[1] if prefix is not None else 0
     classes = int(getattr(stepper, "classes", 0))
-    for t0 in range(0, length, stepper.block):
-        n = min(stepper.block, length - t0)
+    # at most NOISE_VALUES float64 draws in memory at once (32 MB: 128 steps at batch 64 of
+    # 256 classes; fewer steps per call for big batches or 16-bit audio)
+    per = max(1, min(stepper.block, NOISE_VALUES // max(1, b * classes)))
+    for t0 in range(0, length, per):
+        n = min(per, length - t0)
         k = max(0, min(n, prefix_len - t0))
         forced = (
             prefix[:, t0 : t0 + k].t() if prefix is not None and k else torch.empty(0, b).long()
