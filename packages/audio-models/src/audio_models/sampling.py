@@ -82,19 +82,6 @@ class Steppable(Protocol):
 class Stepper(ABC):
     """One batch of sequences being generated: ``step(prev)`` -> ``(batch, classes)`` logits."""
 
-    #: Steps per :meth:`sample_block` call, for a stepper that samples inside its own step
-    #: (SaShiMi's C step); 0: it does not, and :func:`generate` samples after each step.
-    block: int = 0
-
-    def sample_block(
-        self, prev: Tensor, n: int, forced: Tensor, noise: Tensor | None, temperature: float
-    ) -> tuple[Tensor, Tensor]:
-        """``n`` steps from ``prev (batch,)``: the first ``len(forced)`` take ``forced (k,
-        batch)``, the others draw ``argmax(softmax(logits / temperature) / noise)`` with
-        ``noise (n - k, batch, classes)`` Exp(1) draws (``None``: argmax of the logits) ->
-        ``(tokens (n, batch), the drawn tokens' log-probabilities summed (batch,))``."""
-        raise NotImplementedError
-
     #: The stepper runs its own threads (the C steps' batch parts). While it steps,
     #: :func:`generate` keeps torch's small per-sample ops (softmax, draws) on one thread: idle
     #: OpenMP workers spin for a while after each parallel region, on the very cores the
@@ -104,6 +91,25 @@ class Stepper(ABC):
     @abstractmethod
     def step(self, prev: Tensor) -> Tensor:
         """Logits for the next sample given the previous one, ``prev (batch,)``."""
+
+
+class SamplingStepper(Stepper):
+    """A stepper that can also sample inside its own step, ``block`` steps per call
+    (SaShiMi's C step); :func:`generate` uses that at ``top_p = 1`` and samples after each
+    :meth:`step` otherwise."""
+
+    #: Steps per :meth:`sample_block` call.
+    block: int
+    classes: int
+
+    @abstractmethod
+    def sample_block(
+        self, prev: Tensor, n: int, forced: Tensor, noise: Tensor | None, temperature: float
+    ) -> tuple[Tensor, Tensor]:
+        """``n`` steps from ``prev (batch,)``: the first ``len(forced)`` take ``forced (k,
+        batch)``, the others draw ``argmax(softmax(logits / temperature) / noise)`` with
+        ``noise (n - k, batch, classes)`` Exp(1) draws (``None``: argmax of the logits) ->
+        ``(tokens (n, batch), the drawn tokens' log-probabilities summed (batch,))``."""
 
 
 class EagerStepper(Stepper):
@@ -290,10 +296,15 @@ def generate(
             threads = torch.get_num_threads()
             if stepper.own_threads:
                 torch.set_num_threads(1)
+            fill = (
+                _sample_in_blocks
+                if isinstance(stepper, SamplingStepper) and top_p == 1.0
+                else _step_through
+            )
             try:
-                _step_through(stepper, prev, samples[lo:hi], loglik[lo:hi],
-                              prefix[lo:hi] if prefix is not None else None, temperature,
-                              top_p, generator, progress)  # fmt: skip
+                fill(stepper, prev, samples[lo:hi], loglik[lo:hi],
+                     prefix[lo:hi] if prefix is not None else None, temperature, top_p,
+                     generator, progress)  # fmt: skip
             finally:
                 torch.set_num_threads(threads)
             if length > prefix_len and not bool(torch.isfinite(loglik[lo:hi]).all()):
@@ -319,9 +330,6 @@ def _step_through(
     """Fill ``samples (b, length)`` and add to ``loglik (b,)`` one step at a time."""
     b, length = samples.shape
     prefix_len = prefix.shape[1] if prefix is not None else 0
-    if stepper.block and top_p == 1.0:
-        _sample_in_blocks(stepper, prev, samples, loglik, prefix, temperature, generator, progress)
-        return
     for t in range(length):
         logits = stepper.step(prev)
         if t < prefix_len:
@@ -349,16 +357,19 @@ def _sample_in_blocks(
     loglik: Tensor,
     prefix: Tensor | None,
     temperature: float,
+    top_p: float,
     generator: torch.Generator | None,
     progress: Callable[[int], Any] | None,
 ) -> None:
-    """:func:`_step_through` for a stepper that samples inside its step, ``stepper.block``
-    steps per call. The noise of a block's draws is drawn at once, which gives the stream of
-    per-step draws (``exponential_`` fills in order: tested), so the clips are those of
-    :func:`sample_logits` step by step (at ``top_p = 1``)."""
+    """:func:`_step_through` (same arguments; ``top_p`` must be 1) for a
+    :class:`SamplingStepper`, ``stepper.block`` steps per call. The noise of a block's draws
+    is drawn at once, which gives the stream of per-step draws (``exponential_`` fills in
+    order: tested), so the clips are those of :func:`sample_logits` step by step."""
+    assert isinstance(stepper, SamplingStepper)
+    assert top_p == 1.0
     b, length = samples.shape
     prefix_len = prefix.shape[1] if prefix is not None else 0
-    classes = int(getattr(stepper, "classes", 0))
+    classes = stepper.classes
     # at most NOISE_VALUES float64 draws in memory at once (32 MB: 128 steps at batch 64 of
     # 256 classes; fewer steps per call for big batches or 16-bit audio)
     per = max(1, min(stepper.block, NOISE_VALUES // max(1, b * classes)))

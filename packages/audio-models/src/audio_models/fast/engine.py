@@ -46,7 +46,13 @@ import torch
 from torch import Tensor, nn
 
 from audio_models.layers import FeedForward, Residual, ScalarLayerNorm, effective_weight
-from audio_models.sampling import EngineSpec, EngineUnavailable, Stepper, StepperFactory
+from audio_models.sampling import (
+    EngineSpec,
+    EngineUnavailable,
+    SamplingStepper,
+    Stepper,
+    StepperFactory,
+)
 
 #: Up to this batch the compiled step was measured faster than the eager one (at 64 on 2
 #: cores: 2x for S4 and S4D); above it ``auto`` leaves the choice to the eager step.
@@ -237,8 +243,7 @@ def discrete_dplr(t: dict[str, Tensor]) -> dict[str, Tensor]:
     s)`` plus a multiple of ``u``: one sum over the modes per rank instead of two, and no
     per-channel scalars left. Where the kernel's left factor ``Q`` is not ``P``
     (``separate_q``), ``Q`` takes ``P``'s place in every ``Re(P^H .)``."""
-    lam, P, B, D, dt, inv = (t[k] for k in ("Lambda", "P", "B", "D", "dt", "inner_inv"))
-    Q = t["Q"]
+    lam, P, Q, B, D, dt, inv = (t[k] for k in ("Lambda", "P", "Q", "B", "D", "dt", "inner_inv"))
     dtc = dt.unsqueeze(-1)
     E = 2 / dtc * D * (1 + dtc * lam / 2)
     R = D.unsqueeze(0) * P  # (r, H, M)
@@ -386,6 +391,7 @@ class CompiledSaShiMi:
         self.classes = classes
         self.act_dtype = self.dtype  # activations, states and logits: the model's precision
         self.library = load_library(weight)
+        _team_functions(self.library)
 
 
 def split_batch(batch: int, workers: int | None) -> list[tuple[int, int]]:
@@ -422,16 +428,35 @@ class SplitStepper(Stepper):
     def _call(self, lo: int, hi: int) -> int:
         """The C step on rows ``lo:hi`` at time ``self.t``; non-zero: a bad token."""
 
-    def step(self, prev: Tensor) -> Tensor:
-        self._tokens.copy_(prev.detach())
+    @abstractmethod
+    def _pointers(self, lo: int, hi: int) -> tuple[int, ...]:
+        """The C function's array and size arguments for rows ``lo:hi``."""
+
+    def _args(self, lo: int, hi: int) -> tuple[int, ...]:
+        """:meth:`_pointers`, made once per part."""
+        args = self._bound.get(lo)
+        if args is None:
+            args = self._bound[lo] = self._pointers(lo, hi)
+        return args
+
+    def _run_parts(self, call: Callable[[int, int], int]) -> None:
+        """``call(lo, hi)`` on every part at once (the caller's thread takes the first).
+
+        Raises:
+            ValueError: a part's call returned non-zero (a token out of range).
+        """
         if self.pool is None:
-            bad = self._call(0, self.batch)
+            bad = call(0, self.batch)
         else:
             first, *rest = self.parts
-            futures = [self.pool.submit(self._call, lo, hi) for lo, hi in rest]
-            bad = self._call(*first) | any(f.result() for f in futures)
+            futures = [self.pool.submit(call, lo, hi) for lo, hi in rest]
+            bad = call(*first) | any(f.result() for f in futures)
         if bad:
             raise ValueError(f"a token is outside [0, {self.classes - 1}]")
+
+    def step(self, prev: Tensor) -> Tensor:
+        self._tokens.copy_(prev.detach())
+        self._run_parts(self._call)
         self.t += 1
         return self.logits.to(self.c.dtype, copy=True)
 
@@ -462,7 +487,7 @@ def _team_functions(library: ctypes.CDLL) -> None:
     ]  # fmt: skip
 
 
-class CompiledStepper(SplitStepper):
+class CompiledStepper(SplitStepper, SamplingStepper):
     """One batch of sequences through the C step; ``workers`` threads (default
     ``torch.get_num_threads()``): parts of the batch, one per thread, or for a batch of one a
     team of threads that share each step (``sashimi_team_step``: every recurrence split by
@@ -476,27 +501,22 @@ class CompiledStepper(SplitStepper):
         )
         self.team: int | None = None
         library = compiled.library
-        _team_functions(library)
         members = min(MAX_TEAM, workers if workers is not None else torch.get_num_threads())
         if batch == 1 and members > 1:
             # the widest projection split by its inputs: a GLU's 2 H, or a pool's output
             self.team = library.sashimi_team_new(members, 2 * int(compiled.plan[H_MAXW]))
             self.own_threads = self.team is not None
 
-    def _args(self, lo: int, hi: int) -> tuple[int, ...]:
-        """The C step's pointer arguments for rows ``lo:hi``, made once."""
-        args = self._bound.get(lo)
-        if args is None:
-            c = self.c
-            args = self._bound[lo] = (
-                c.weights.ctypes.data,
-                c.plan.ctypes.data,
-                self.state.ctypes.data + lo * self.state.strides[0],
-                self.tokens.ctypes.data + lo * self.tokens.strides[0],
-                self.logits.data_ptr() + lo * c.classes * self.logits.element_size(),
-                hi - lo,
-            )
-        return args
+    def _pointers(self, lo: int, hi: int) -> tuple[int, ...]:
+        c = self.c
+        return (
+            c.weights.ctypes.data,
+            c.plan.ctypes.data,
+            self.state.ctypes.data + lo * self.state.strides[0],
+            self.tokens.ctypes.data + lo * self.tokens.strides[0],
+            self.logits.data_ptr() + lo * c.classes * self.logits.element_size(),
+            hi - lo,
+        )
 
     def _call(self, lo: int, hi: int) -> int:
         c, args = self.c, self._args(lo, hi)
@@ -538,14 +558,7 @@ class CompiledStepper(SplitStepper):
             )  # fmt: skip
             return status
 
-        if self.pool is None:
-            bad = call(0, b)
-        else:
-            first, *rest = self.parts
-            futures = [self.pool.submit(call, lo, hi) for lo, hi in rest]
-            bad = call(*first) | any(f.result() for f in futures)
-        if bad:
-            raise ValueError(f"a token is outside [0, {self.classes - 1}]")
+        self._run_parts(call)
         self.t += n
         return out, logp
 

@@ -115,20 +115,20 @@ class CompiledWaveNetStepper(SplitStepper):
         self.state = np.ascontiguousarray(self.state)
         self.scratch = np.zeros(batch * compiled.scratch_width, dtype=np.float64)
 
-    def _call(self, lo: int, hi: int) -> int:
+    def _pointers(self, lo: int, hi: int) -> tuple[int, ...]:
         c = self.c
-        args = self._bound.get(lo)
-        if args is None:
-            args = self._bound[lo] = (
-                c.weights.ctypes.data,
-                c.plan.ctypes.data,
-                self.state.ctypes.data + lo * self.state.strides[0],
-                self.scratch.ctypes.data + lo * c.scratch_width * self.scratch.itemsize,
-                self.tokens.ctypes.data + lo * self.tokens.strides[0],
-                self.logits.data_ptr() + lo * c.classes * self.logits.element_size(),
-                hi - lo,
-            )
-        status: int = c.library.wavenet_step(*args, self.t)
+        return (
+            c.weights.ctypes.data,
+            c.plan.ctypes.data,
+            self.state.ctypes.data + lo * self.state.strides[0],
+            self.scratch.ctypes.data + lo * c.scratch_width * self.scratch.itemsize,
+            self.tokens.ctypes.data + lo * self.tokens.strides[0],
+            self.logits.data_ptr() + lo * c.classes * self.logits.element_size(),
+            hi - lo,
+        )
+
+    def _call(self, lo: int, hi: int) -> int:
+        status: int = self.c.library.wavenet_step(*self._args(lo, hi), self.t)
         return status
 
 
