@@ -372,6 +372,20 @@ def test_models_without_a_compiled_step_fall_back_or_say_why() -> None:
     assert reason == "batch 65 > 64, the largest it was measured faster at"
 
 
+@needs_cc
+def test_one_clip_at_a_time_keeps_its_threads_only_where_the_engine_shares_a_step() -> None:
+    # audio-run generate takes one thread for n_batch = 1 (serial work), except for an
+    # engine whose threads share one sequence's step: SaShiMi's compiled step.
+    from audio_core.runner.generate import one_sequence_threads
+
+    cpu = torch.device("cpu")
+    assert one_sequence_threads(tiny(), "auto", cpu)
+    assert one_sequence_threads(tiny(), "compiled", cpu)
+    assert not one_sequence_threads(tiny(), "eager", cpu)
+    assert not one_sequence_threads(tiny_wavenet(), "auto", cpu)
+    assert not one_sequence_threads(tiny_wavenet(), "compiled", cpu)
+
+
 def test_without_a_c_compiler_auto_falls_back_and_compiled_says_why(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

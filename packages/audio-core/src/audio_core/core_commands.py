@@ -288,7 +288,8 @@ def register_core_commands(
     generate.add_argument("--threads", type=threads_argument, default=0, metavar="N",
                           help=THREADS_HELP + "; auto takes 1 to sample one clip at a time "
                           "on the CPU (the compiled steps split larger batches across the "
-                          "threads)")  # fmt: skip
+                          "threads), except with SaShiMi's compiled step, whose threads "
+                          "share each step of one clip")  # fmt: skip
     generate.add_argument(
         "--engine",
         choices=ENGINES,

@@ -161,12 +161,16 @@ class EngineSpec:
             device, an unsupported layer).
         auto: ``auto(model, batch, device)`` -> ``None`` when ``--engine auto`` should pick it,
             else the reason not to.
+        one_sequence_threads: the engine shares a single sequence's step across threads
+            (SaShiMi's compiled step, a team of threads), so sampling one clip at a time is
+            not serial work (``audio-run generate`` then keeps its threads).
     """
 
     name: str
     label: str
     prepare: Callable[[Any, int, torch.device], StepperFactory]
     auto: Callable[[Any, int, torch.device], str | None]
+    one_sequence_threads: bool = False
 
 
 def choose_engine(

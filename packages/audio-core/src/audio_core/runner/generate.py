@@ -256,6 +256,16 @@ def write_samples(
     return rows
 
 
+def one_sequence_threads(model: Any, engine: str, device: torch.device) -> bool:
+    """Whether the engine that ``engine`` resolves to for one sequence on ``device`` shares its
+    step across threads (an engine record's ``one_sequence_threads``: SaShiMi's compiled
+    step); ``auto`` takes the first of ``model.engines`` that would pick itself."""
+    for name, spec in dict(getattr(model, "engines", {})).items():
+        if engine == name or (engine == "auto" and spec.auto(model, 1, device) is None):
+            return bool(getattr(spec, "one_sequence_threads", False))
+    return False
+
+
 def generate(
     ckpt: dict[str, Any],
     config: RunConfig,
@@ -272,7 +282,7 @@ def generate(
     """Generate per ``config.generate`` from a loaded checkpoint ``ckpt`` (read from
     ``checkpoint``) into ``output``; returns it. ``threads`` as ``--threads`` (0: choose;
     one for an autoregressive model sampling one clip at a time on the CPU, whose steps are
-    too small to share).
+    too small to share, unless its engine shares one sequence's step across threads).
 
     Raises:
         TrainingError: the output cannot be written, or the engine does not apply.
@@ -290,11 +300,12 @@ def generate(
     model.to(device).eval()
     stepwise = getattr(model, "input_kind", "codes") != "waveform"
     # One sequence at a time is serial work (tiny steps; the compiled steps split batches of
-    # two or more across the threads).
+    # two or more across the threads), unless the engine shares one sequence's step.
     serial = (
         device.type == "cpu"
         and stepwise
         and min(config.generate.n_batch, config.generate.n_samples) == 1
+        and not one_sequence_threads(model, engine, device)
     )
     choice = set_threads(threads, serial=serial)
     sampled = sample(model, config, engine=engine, progress=progress, threads=choice)

@@ -573,6 +573,8 @@ def c_step_engine(
     layout: Callable[[Any], Any],
     stepper: Callable[[Any, int], Stepper],
     max_batch: int = COMPILED_MAX_BATCH,
+    *,
+    one_sequence_threads: bool = False,
 ) -> EngineSpec:
     """The ``compiled`` record of a fused C step on the CPU: ``layout(model)`` lays a model
     out once (raising :class:`EngineUnavailable` for one it cannot run), ``stepper(layout,
@@ -595,8 +597,14 @@ def c_step_engine(
             return "no C compiler found (set CC, or install cc/gcc/clang)"
         return None
 
-    return EngineSpec(name="compiled", label="compiled (fused C step)", prepare=prepare, auto=auto)
+    return EngineSpec(
+        name="compiled",
+        label="compiled (fused C step)",
+        prepare=prepare,
+        auto=auto,
+        one_sequence_threads=one_sequence_threads,
+    )
 
 
 #: The engine record the builders attach to SaShiMi language models.
-COMPILED = c_step_engine(CompiledSaShiMi, CompiledStepper)
+COMPILED = c_step_engine(CompiledSaShiMi, CompiledStepper, one_sequence_threads=True)
