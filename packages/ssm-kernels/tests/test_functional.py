@@ -66,6 +66,78 @@ def test_fft_convolution_equals_the_causal_sum(L: int, seed: int) -> None:
     assert torch.allclose(fn.fft_conv(u, k), fn.conv_ref(u, k), atol=1e-10)
 
 
+def _autograd_fft_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The convolution as plain torch FFTs, differentiated by autograd itself."""
+    n = 2 * u.shape[-1]
+    y = torch.fft.irfft(torch.fft.rfft(u, n=n) * torch.fft.rfft(k, n=n), n=n)
+    return y[..., : u.shape[-1]]
+
+
+@settings(max_examples=20, deadline=None)
+@given(L=st.integers(1, 24), lead=st.sampled_from([(), (2,), (2, 1)]), seed=st.integers(0, 99))
+def test_fft_convolution_gradients_equal_autograds_own(
+    L: int, lead: tuple[int, ...], seed: int
+) -> None:
+    torch.manual_seed(seed)
+    u = torch.randn(*lead, 3, L, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(3, L, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(*lead, 3, L, dtype=torch.float64)
+    ours = torch.autograd.grad(fn.fft_conv(u, k), (u, k), g)
+    theirs = torch.autograd.grad(_autograd_fft_conv(u, k), (u, k), g)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.shape == b.shape
+        assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_fft_convolution_passes_gradcheck_causal_bidirectional_and_broadcast() -> None:
+    u = torch.randn(2, 3, 7, dtype=torch.float64, requires_grad=True)
+    u1 = torch.randn(2, 1, 7, dtype=torch.float64, requires_grad=True)  # one channel for all
+    k = torch.randn(3, 7, dtype=torch.float64, requires_grad=True)
+    k2 = torch.randn(2, 3, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(fn.fft_conv, (u, k))
+    assert torch.autograd.gradcheck(fn.fft_conv, (u1, k))
+    assert torch.autograd.gradcheck(lambda a, b: fn.fft_conv(a, b, bidirectional=True), (u, k2))
+    # a gradient that only one input needs
+    (grad_k,) = torch.autograd.grad(fn.fft_conv(u.detach(), k).sum(), (k,))
+    assert torch.allclose(
+        grad_k, torch.autograd.grad(_autograd_fft_conv(u.detach(), k).sum(), k)[0]
+    )
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 33), seed=st.integers(0, 99))
+def test_real_fft_gradient_equals_autograds_rfft(n: int, seed: int) -> None:
+    torch.manual_seed(seed)
+    x = torch.randn(2, n, dtype=torch.float64, requires_grad=True)
+    g = crandn(2, n // 2 + 1)
+    assert torch.equal(fn.real_fft(x), torch.fft.rfft(x))
+    (ours,) = torch.autograd.grad(fn.real_fft(x), x, g)
+    (theirs,) = torch.autograd.grad(torch.fft.rfft(x), x, g)
+    assert torch.allclose(ours, theirs, atol=1e-12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(M=st.integers(1, 5), L=st.integers(1, 30), offset=st.integers(0, 2), A=st.integers(1, 3))
+def test_vandermonde_with_left_factors_equals_the_outer_product(
+    M: int, L: int, offset: int, A: int
+) -> None:
+    v, left = crandn(2, 3, M), crandn(A, 3, M)
+    x = torch.exp(crandn(3, M) * 0.2)
+    expected = fn.vandermonde_conj_ref(left.unsqueeze(1) * v, x, L, offset)  # (A, 2, 3, L)
+    got = fn.vandermonde_conj(v, torch.log(x), L, offset, left=left)
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=1e-10)
+
+
+def test_vandermonde_gradients_pass_gradcheck() -> None:
+    v, left = crandn(2, 3, 4).requires_grad_(), crandn(2, 3, 4).requires_grad_()
+    log_x = (crandn(3, 4) * 0.2).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: fn.vandermonde_conj(a, b, 11, 1), (v, log_x))
+    assert torch.autograd.gradcheck(
+        lambda a, b, c: fn.vandermonde_conj(a, b, 11, 1, left=c), (v, log_x, left)
+    )
+
+
 def test_bidirectional_convolution_adds_the_flipped_future() -> None:
     L = 9
     u = torch.randn(2, 3, L, dtype=torch.float64)

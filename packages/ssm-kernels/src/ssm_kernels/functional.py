@@ -12,6 +12,7 @@ explicit matrix powers); the tests compare the two in float64.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -94,18 +95,29 @@ def cauchy_conj_ref(v: Tensor, z: Tensor, w: Tensor, s: Tensor | None = None) ->
 
 
 def vandermonde_conj(
-    v: Tensor, log_x: Tensor, L: int, offset: int = 0, *, dtype: torch.dtype | None = None
+    v: Tensor,
+    log_x: Tensor,
+    L: int,
+    offset: int = 0,
+    *,
+    dtype: torch.dtype | None = None,
+    left: Tensor | None = None,
 ) -> Tensor:
     """``2 Re sum_m v_m x_m^(l + offset)`` for ``l < L``, with ``x = exp(log_x)``.
 
     Args:
         v: ``(*T, H, M)`` complex. log_x: ``(H, M)`` complex; the powers are computed in its
             precision. dtype: complex precision of the product (default: ``v``'s).
+        left: optional ``(A, H, M)`` complex factors: the sums are then taken for every
+            numerator ``left_a v`` (an outer product that is never materialised).
 
     Returns:
-        ``(*T, H, L)`` real. Positions are split as ``l = S t + j`` with ``S ~ sqrt(L)``, so
-        ``x^l = (x^S)^t x^j`` and the whole product is one batched matrix product of an
-        ``(S, M)`` and an ``(M, S)`` factor: ``O(M sqrt L)`` exponentials, no ``(M, L)`` tensor.
+        ``(*T, H, L)`` real (``(A, *T, H, L)`` with ``left``). Positions are split as
+        ``l = S t + j`` with ``S ~ sqrt(L)``, so ``x^l = (x^S)^t x^j`` and the whole product
+        is one batched matrix product of an ``(S, M)`` and an ``(M, S)`` factor:
+        ``O(M sqrt L)`` exponentials, no ``(M, L)`` tensor. Only the real part is wanted, and
+        ``Re(a b) = Re a Re b - Im a Im b``: the product is a real one over ``2 M``
+        interleaved (re, im) terms, half the work of a complex product, forward and backward.
     """
     S = max(1, math.isqrt(max(L - 1, 0)) + 1)
     rows = -(-L // S)
@@ -115,8 +127,18 @@ def vandermonde_conj(
     outer = torch.arange(rows, device=v.device, dtype=real) * S
     X = torch.exp(log_x.unsqueeze(-1) * inner)  # (H, M, S): x^(j + offset)
     Y = torch.exp(log_x.unsqueeze(-2) * outer.unsqueeze(-1))  # (H, rows, M): x^(S t)
-    out = torch.matmul((v.unsqueeze(-2) * Y).to(work), X.to(work))  # (*T, H, rows, S)
-    return 2 * out.flatten(-2)[..., :L].real
+    a = Y if left is None else left.unsqueeze(-2) * Y  # ([A,] H, rows, M)
+    b = (v.unsqueeze(-1) * X).to(work)  # (*T, H, M, S)
+    a_re = torch.view_as_real(a.to(work)).flatten(-2)  # ([A,] H, rows, 2M): re, im, re, ...
+    b_re = torch.stack([2 * b.real, -2 * b.imag], dim=-2).flatten(-3, -2)  # (*T, H, 2M, S)
+    if left is None:
+        out = torch.matmul(a_re, b_re)  # (*T, H, rows, S)
+        return out.flatten(-2)[..., :L]
+    # One product per numerator t, each (A, H, rows, S) and contiguous: cheaper than a
+    # broadcast product (which copies both factors A x T times) or a permuted output.
+    T = b_re.shape[:-3]
+    parts = [torch.matmul(a_re, part).flatten(-2)[..., :L] for part in b_re.flatten(0, -4)]
+    return torch.stack(parts, dim=1).reshape(a_re.shape[0], *T, a_re.shape[1], L)
 
 
 def vandermonde_conj_ref(v: Tensor, x: Tensor, L: int, offset: int = 0) -> Tensor:
@@ -148,7 +170,9 @@ def truncation_gap(w: Tensor, dt: Tensor, L: int) -> float:
         return float(torch.expm1(L * log_a).abs().min())
 
 
-def cauchy_roots_conj(v: Tensor, w: Tensor, dt: Tensor, L: int) -> Tensor:
+def cauchy_roots_conj(
+    v: Tensor, w: Tensor, dt: Tensor, L: int, *, left: Tensor | None = None
+) -> Tensor:
     """The sums ``sum_m v_m / (2/dt (1 - z) - (1 + z) w_m) + (conjugate half)`` at the
     ``L``-th roots of unity ``torch.fft.rfft`` uses, without any ``(M, L)`` Cauchy tensor.
 
@@ -164,14 +188,24 @@ def cauchy_roots_conj(v: Tensor, w: Tensor, dt: Tensor, L: int) -> Tensor:
 
     Args:
         v: ``(*T, H, M)`` complex. w: ``(H, M)`` complex. dt: ``(H,)`` real. L: the length.
+        left: optional ``(A, H, M)`` complex: the sums for every numerator ``left_a v``
+            (see :func:`vandermonde_conj`).
 
     Returns:
-        ``(*T, H, L // 2 + 1)`` complex, equal to ``cauchy_conj(v, 2/dt (1 - z), w, 1 + z)``.
+        ``(*T, H, L // 2 + 1)`` complex (``(A, *T, H, L // 2 + 1)`` with ``left``), equal to
+        ``cauchy_conj(v, 2/dt (1 - z), w, 1 + z)``.
     """
     out_dtype = torch.promote_types(v.dtype, w.dtype)
+    if left is not None:
+        out_dtype = torch.promote_types(out_dtype, left.dtype)
     denom, log_a = _bilinear_log(w, dt)
-    c = v.to(torch.complex128) / (denom * -torch.expm1(L * log_a))
-    sums: Tensor = torch.fft.rfft(vandermonde_conj(c, log_a, L, dtype=out_dtype), n=L)
+    scale = 1 / (denom * -torch.expm1(L * log_a))
+    if left is None:
+        c, left_c = v.to(torch.complex128) * scale, None
+    else:  # the scale goes to the smaller factor
+        c, left_c = v.to(torch.complex128), left.to(torch.complex128) * scale
+    powers = vandermonde_conj(c, log_a, L, dtype=out_dtype, left=left_c)
+    sums: Tensor = real_fft(powers)
     return sums
 
 
@@ -237,19 +271,21 @@ def dplr_kernel(
         rights.append(state / dt.unsqueeze(-1) + Ax / 2)
     right = torch.cat([*rights, P], dim=0)  # (n_in + r, H, M)
     left = torch.cat([C_tilde, Q.conj()], dim=0)  # (C + r, H, M)
-    v = left.unsqueeze(1) * right.unsqueeze(0)  # (C + r, n_in + r, H, M)
     # The choice reads the parameters' values, which a traced graph (torch.compile with
     # fullgraph=True) cannot branch on: traced, the direct sums are always right.
     if not torch.compiler.is_compiling() and truncation_gap(Lambda, dt, L) > MIN_TRUNCATION_GAP:
-        r_all = cauchy_roots_conj(v, Lambda, dt, L)  # (C + r, n_in + r, H, Lf), each / (1 + z)
+        # (C + r, n_in + r, H, Lf), each / (1 + z)
+        r_all = cauchy_roots_conj(right, Lambda, dt, L, left=left)
     else:  # some mode barely decays over L steps (or traced): the Cauchy sums directly
+        v = left.unsqueeze(1) * right.unsqueeze(0)  # (C + r, n_in + r, H, M)
         numer = ((2.0 / dt.double()).unsqueeze(-1) * (1 - z)).to(Lambda.dtype)  # (H, Lf)
         r_all = cauchy_conj(v, numer, Lambda, plus)
     n_in = right.shape[0] - r
-    k00 = r_all[:n_out, :n_in]
-    k01 = r_all[:n_out, n_in:]  # (C, r, H, Lf)
-    k10 = r_all[n_out:, :n_in]  # (r, n_in, H, Lf)
-    k11 = r_all[n_out:, n_in:]  # (r, r, H, Lf)
+    # split, not slices: the backward of a split is one concatenation, that of each slice a
+    # zero-filled tensor of the whole size
+    top, bottom = torch.split(r_all, [n_out, r])
+    k00, k01 = torch.split(top, [n_in, r], dim=1)  # (C, n_in, H, Lf), (C, r, H, Lf)
+    k10, k11 = torch.split(bottom, [n_in, r], dim=1)  # (r, n_in, H, Lf), (r, r, H, Lf)
     if r == 1:
         k_hat = k00 - plus * k01 * k10 / (1 + plus * k11)
     else:
@@ -344,6 +380,81 @@ def krylov_final_state(
     return x
 
 
+def _half_spectrum_weights(n: int, like: Tensor) -> Tensor:
+    """``1`` at frequency 0 (and ``n / 2`` for even ``n``), ``1 / 2`` at the others."""
+    w = torch.full((n // 2 + 1,), 0.5, dtype=like.real.dtype, device=like.device)
+    w[0] = 1.0
+    if n % 2 == 0:
+        w[-1] = 1.0
+    return w
+
+
+class _RealFFT(torch.autograd.Function):
+    """``torch.fft.rfft(x)`` whose backward is one inverse real FFT. (Autograd's own rfft
+    backward zero-pads the gradient to the full spectrum and runs a complex FFT: twice the
+    work, and a full-size zero fill.)"""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        ctx.n = x.shape[-1]
+        out: Tensor = torch.fft.rfft(x)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        # d loss / d x_t = Re sum_f g_f exp(2 pi i f t / n) over the half spectrum, which is
+        # n * irfft(g w) with the interior frequencies halved (irfft doubles them).
+        n = ctx.n
+        out: Tensor = torch.fft.irfft(grad * _half_spectrum_weights(n, grad), n=n) * n
+        return out
+
+
+def real_fft(x: Tensor) -> Tensor:
+    """``torch.fft.rfft(x)`` over the last axis, with a backward pass half as costly."""
+    out: Tensor = _RealFFT.apply(x)  # type: ignore[no-untyped-call]
+    return out
+
+
+class _FFTConv(torch.autograd.Function):
+    """``irfft(rfft(u, n) rfft(k, n), n)[..., :L]`` with a backward of three real FFTs: the
+    gradients are correlations with the saved spectra, ``irfft(rfft(g, n) conj(K), n)`` for
+    ``u`` and the same with ``conj(U)``, summed over the batch before its inverse FFT, for
+    ``k``. (Autograd's own graph runs two complex FFTs of length ``n`` and zero-fills
+    full-size buffers.)"""
+
+    @staticmethod
+    def forward(ctx: Any, u: Tensor, k: Tensor, n: int) -> Tensor:
+        U, K = torch.fft.rfft(u, n=n), torch.fft.rfft(k, n=n)
+        ctx.save_for_backward(U, K)
+        ctx.n, ctx.L, ctx.Lk = n, u.shape[-1], k.shape[-1]
+        y: Tensor = torch.fft.irfft(U * K, n=n)
+        return y[..., : u.shape[-1]]
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        U, K = ctx.saved_tensors
+        n = ctx.n
+        G = torch.fft.rfft(grad, n=n)
+        grad_u = grad_k = None
+        if ctx.needs_input_grad[0]:
+            grad_u = torch.fft.irfft(G * K.conj(), n=n)[..., : ctx.L]
+            grad_u = _sum_to(grad_u, (*U.shape[:-1], ctx.L))
+        if ctx.needs_input_grad[1]:
+            GU = _sum_to(G * U.conj(), K.shape)
+            grad_k = torch.fft.irfft(GU, n=n)[..., : ctx.Lk]
+        return grad_u, grad_k, None
+
+
+def _sum_to(x: Tensor, shape: torch.Size | tuple[int, ...]) -> Tensor:
+    """``x`` summed over the dimensions that broadcasting added to ``shape``."""
+    if x.shape == shape:
+        return x
+    lead = x.dim() - len(shape)
+    x = x.sum(dim=tuple(range(lead))) if lead else x
+    dims = tuple(i for i, (a, b) in enumerate(zip(x.shape, shape, strict=True)) if b == 1 < a)
+    return x.sum(dim=dims, keepdim=True) if dims else x
+
+
 def fft_conv(u: Tensor, k: Tensor, *, bidirectional: bool = False) -> Tensor:
     """Causal (or, with ``bidirectional``, two-sided) convolution by FFT.
 
@@ -358,9 +469,8 @@ def fft_conv(u: Tensor, k: Tensor, *, bidirectional: bool = False) -> Tensor:
     L = u.shape[-1]
     if bidirectional:
         k = F.pad(k[0], (0, L)) + F.pad(k[1].flip(-1), (L, 0))
-    n = 2 * L
-    y: Tensor = torch.fft.irfft(torch.fft.rfft(u, n=n) * torch.fft.rfft(k, n=n), n=n)
-    return y[..., :L]
+    y: Tensor = _FFTConv.apply(u, k, 2 * L)  # type: ignore[no-untyped-call]
+    return y
 
 
 def conv_ref(u: Tensor, k: Tensor) -> Tensor:
