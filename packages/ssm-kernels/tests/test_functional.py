@@ -116,6 +116,17 @@ def test_real_fft_gradient_equals_autograds_rfft(n: int, seed: int) -> None:
     assert torch.allclose(ours, theirs, atol=1e-12)
 
 
+@settings(max_examples=30, deadline=None)
+@given(start=st.integers(0, 3), step=st.integers(1, 200), count=st.integers(1, 300))
+def test_exponentials_of_a_progression_equal_direct_ones(start: int, step: int, count: int) -> None:
+    log_x = torch.complex(-torch.rand(2, 3).double() * 0.01, torch.randn(2, 3).double())
+    k = start + step * torch.arange(count, dtype=torch.float64)
+    expected = torch.exp(log_x.unsqueeze(-1) * k)
+    got = fn.exp_progression(log_x, start, step, count)
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, rtol=1e-13, atol=1e-300)
+
+
 @settings(max_examples=20, deadline=None)
 @given(M=st.integers(1, 5), L=st.integers(1, 30), offset=st.integers(0, 2), A=st.integers(1, 3))
 def test_vandermonde_with_left_factors_equals_the_outer_product(
