@@ -139,7 +139,6 @@ def vandermonde_conj(
     """
     S = max(1, math.isqrt(max(L - 1, 0)) + 1)
     rows = -(-L // S)
-    real = log_x.real.dtype
     work = dtype if dtype is not None else v.dtype
     X = exp_progression(log_x, offset, 1, S)  # (H, M, S): x^(j + offset)
     Y = exp_progression(log_x, 0, S, rows).transpose(-1, -2)  # (H, rows, M): x^(S t)
