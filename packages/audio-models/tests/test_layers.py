@@ -58,3 +58,12 @@ def test_scalar_layer_norm_in_float32_is_the_definition_to_rounding() -> None:
         norm.s.fill_(1.7)
         err = (norm(x) - scalar_layer_norm_ref(x, norm.m, norm.s)).abs().max()
     assert err < 1e-5
+
+
+def test_a_constant_input_gives_a_non_finite_output_as_in_the_reference() -> None:
+    norm = ScalarLayerNorm()
+    x = torch.ones(1, 2, 4)
+    with torch.no_grad():
+        norm.m.fill_(0.5)
+        assert not torch.isfinite(scalar_layer_norm_ref(x, norm.m, norm.s)).any()
+        assert not torch.isfinite(norm(x)).any()

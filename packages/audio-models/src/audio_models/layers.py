@@ -22,7 +22,8 @@ class ScalarLayerNorm(nn.Module):
     learnt shift ``m`` and one learnt scale ``s`` for all of them.
 
     ``y = s / std(x) * (x - mean(x) + m)``, statistics over the last axis (biased variance),
-    no epsilon (a constant input gives ``inf``, as in the reference). Parameters ``m (1,)``
+    no epsilon (a constant input gives a non-finite output, as in the reference: ``inf`` there,
+    ``nan`` here). Parameters ``m (1,)``
     and ``s (1,)``.
     """
 
