@@ -67,3 +67,19 @@ def test_a_constant_input_gives_a_non_finite_output_as_in_the_reference() -> Non
         norm.m.fill_(0.5)
         assert not torch.isfinite(scalar_layer_norm_ref(x, norm.m, norm.s)).any()
         assert not torch.isfinite(norm(x)).any()
+
+
+def test_scalar_layer_norm_backward_takes_a_bf16_input_from_autocast() -> None:
+    # the runner's bf16 training: the forward under autocast, the backward outside it
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 16).bfloat16().requires_grad_()
+    x_ref = x.detach().float().requires_grad_()
+    norm = ScalarLayerNorm()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = norm(x)
+    g = torch.randn(y.shape, dtype=y.dtype)
+    y.backward(g)
+    scalar_layer_norm_ref(x_ref, norm.m.detach(), norm.s.detach()).backward(g)
+    assert x.grad is not None and x.grad.dtype == torch.bfloat16
+    assert x_ref.grad is not None
+    assert torch.allclose(x.grad.float(), x_ref.grad, rtol=0.02, atol=0.02)

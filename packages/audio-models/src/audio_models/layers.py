@@ -62,6 +62,9 @@ class _ScalarNorm(torch.autograd.Function):
         # beta = r (g2 - mu g1 + m g1): dx = a g - a r beta x + a (r beta mu - g1),
         # ds = H sum(beta), dm = H sum(a g1).
         x, mean, rstd, m, s = ctx.saved_tensors
+        # Under autocast the input may be bf16 and the gradient float32: work in the wider one.
+        work = torch.promote_types(grad.dtype, x.dtype)
+        in_dtype, grad, x = x.dtype, grad.to(work), x.to(work)
         H = x.shape[-1]
         g1 = grad.mean(-1, keepdim=True)
         g2 = torch.linalg.vecdot(grad, x, dim=-1).unsqueeze(-1) / H
@@ -72,7 +75,7 @@ class _ScalarNorm(torch.autograd.Function):
         )
         grad_s = (beta.sum() * H).reshape(s.shape)
         grad_m = ((a * g1).sum() * H).reshape(m.shape)
-        return grad_x, grad_m, grad_s
+        return grad_x.to(in_dtype), grad_m, grad_s
 
 
 def make_norm(kind: NormKind, d_model: int) -> nn.Module:
