@@ -80,6 +80,7 @@ def test_scalar_layer_norm_backward_takes_a_bf16_input_from_autocast() -> None:
     g = torch.randn(y.shape, dtype=y.dtype)
     y.backward(g)
     scalar_layer_norm_ref(x_ref, norm.m.detach(), norm.s.detach()).backward(g)
-    assert x.grad is not None and x.grad.dtype == torch.bfloat16
+    assert x.grad is not None
+    assert x.grad.dtype == torch.bfloat16
     assert x_ref.grad is not None
     assert torch.allclose(x.grad.float(), x_ref.grad, rtol=0.02, atol=0.02)
