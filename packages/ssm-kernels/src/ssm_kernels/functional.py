@@ -441,7 +441,7 @@ class _FFTConv(torch.autograd.Function):
     def forward(ctx: Any, u: Tensor, k: Tensor, n: int) -> Tensor:
         U, K = torch.fft.rfft(u, n=n), torch.fft.rfft(k, n=n)
         ctx.save_for_backward(U, K)
-        ctx.n, ctx.L, ctx.Lk = n, u.shape[-1], k.shape[-1]
+        ctx.n, ctx.u_shape, ctx.Lk = n, u.shape, k.shape[-1]
         y: Tensor = torch.fft.irfft(U * K, n=n)
         return y[..., : u.shape[-1]]
 
@@ -451,23 +451,13 @@ class _FFTConv(torch.autograd.Function):
         n = ctx.n
         G = torch.fft.rfft(grad, n=n)
         grad_u = grad_k = None
-        if ctx.needs_input_grad[0]:
-            grad_u = torch.fft.irfft(G * K.conj(), n=n)[..., : ctx.L]
-            grad_u = _sum_to(grad_u, (*U.shape[:-1], ctx.L))
-        if ctx.needs_input_grad[1]:
-            GU = _sum_to(G * U.conj(), K.shape)
+        if ctx.needs_input_grad[0]:  # summed over the channels a broadcast u shared
+            grad_u = torch.fft.irfft(G * K.conj(), n=n)[..., : ctx.u_shape[-1]]
+            grad_u = grad_u.sum_to_size(ctx.u_shape)
+        if ctx.needs_input_grad[1]:  # summed over the batch in the frequency domain
+            GU = (G * U.conj()).sum_to_size(K.shape)
             grad_k = torch.fft.irfft(GU, n=n)[..., : ctx.Lk]
         return grad_u, grad_k, None
-
-
-def _sum_to(x: Tensor, shape: torch.Size | tuple[int, ...]) -> Tensor:
-    """``x`` summed over the dimensions that broadcasting added to ``shape``."""
-    if x.shape == shape:
-        return x
-    lead = x.dim() - len(shape)
-    x = x.sum(dim=tuple(range(lead))) if lead else x
-    dims = tuple(i for i, (a, b) in enumerate(zip(x.shape, shape, strict=True)) if b == 1 < a)
-    return x.sum(dim=dims, keepdim=True) if dims else x
 
 
 def fft_conv(u: Tensor, k: Tensor, *, bidirectional: bool = False) -> Tensor:
