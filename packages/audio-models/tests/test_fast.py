@@ -156,6 +156,37 @@ def test_a_team_refuses_an_out_of_range_token_and_steps_on() -> None:
     stepper.close()
 
 
+@given(st.integers(1, 9), st.integers(1, 70), st.integers(1, 20))
+def test_weights_are_laid_out_in_panels_of_outputs(n_in: int, n_out: int, width: int) -> None:
+    wt = torch.randn(n_in, n_out, dtype=torch.float64)
+    flat = fast.panels(wt, width)
+    assert flat.shape == (n_in * n_out,)
+    for i, o in itertools.product(range(n_in), range(n_out)):
+        first = o // width * width  # panel o // width starts after the full panels before it
+        ld = min(width, n_out - first)
+        assert flat[first * n_in + i * ld + o - first] == wt[i, o]
+    if n_out <= width:
+        assert torch.equal(flat, wt.reshape(-1))
+
+
+@needs_cc
+@pytest.mark.parametrize(
+    ("dtype", "d_model"),
+    [(torch.float32, 72), (torch.float32, 68), (torch.float64, 40), (torch.float64, 36)],
+)
+def test_projections_wider_than_a_panel_step_as_the_eager_model(
+    dtype: torch.dtype, d_model: int
+) -> None:
+    # The centre's GLU and feed-forward give 4 d_model outputs: past one panel (256 floats,
+    # 128 doubles), with a last panel of a whole number of 2-vector strips (72, 40: the
+    # batched rows' path) or not (68, 36: row by row); a team splits the outputs inside a panel.
+    bound = 1e-4 if dtype == torch.float32 else 1e-9
+    model = tiny(dtype, d_model=d_model, pool=(2,))
+    assert _compare(model, batch=5, steps=8, workers=1) <= bound
+    assert _compare(model, batch=5, steps=8, workers=2) <= bound
+    assert _compare(model, batch=1, steps=8, workers=3) <= bound
+
+
 @given(st.integers(1, 200), st.none() | st.integers(1, 16))
 def test_a_batch_is_split_into_contiguous_parts(batch: int, workers: int | None) -> None:
     parts = fast.split_batch(batch, workers)

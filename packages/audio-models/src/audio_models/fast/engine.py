@@ -183,20 +183,28 @@ class _Layout:
     def linear(
         self, module: nn.Module, *, rows: Tensor | None = None, cols: Tensor | None = None
     ) -> tuple[int, int]:
-        """Offsets of the transposed effective weight (in x out) and the bias; ``rows`` /
-        ``cols`` reorder the outputs / inputs."""
+        """Offsets of the transposed effective weight (in x out, in :func:`panels`) and the
+        bias; ``rows`` / ``cols`` reorder the outputs / inputs."""
         weight, bias = effective_weight(module)
         weight, bias = weight.detach(), bias.detach()
         if rows is not None:
             weight, bias = weight[rows], bias[rows]
         if cols is not None:
             weight = weight[:, cols]
-        return self.add(weight.t()), self.add(bias)
+        return self.add(panels(weight.t(), 16 * self.lanes)), self.add(bias)
 
     def claim(self, n: int) -> int:
         offset = self.state
         self.state += n
         return offset
+
+
+def panels(wt: Tensor, width: int) -> Tensor:
+    """A transposed weight ``(in, out)`` in panels of ``width`` outputs (the last may be
+    narrower), each row-major, one after the other: the layout of ``sashimi_step.c``'s
+    matrices (``PANEL``), in which a strip of outputs is read as one contiguous stream. A
+    matrix of at most ``width`` outputs is unchanged."""
+    return torch.cat([p.reshape(-1) for p in wt.split(width, dim=1)])
 
 
 def _pool_order(d: int, p: int) -> Tensor:

@@ -173,95 +173,122 @@ typedef real_t vec_t __attribute__((vector_size(VBYTES)));
 static inline vec_t vload(const real_t *p) { vec_t v; memcpy(&v, p, sizeof v); return v; }
 static inline void vstore(real_t *p, vec_t v) { memcpy(p, &v, sizeof v); }
 
-/* One row, outputs o .. o + S VW: y = b + x wt with S vector accumulators held in registers
- * over all n_in inputs (each weight row's strip read once, in order). S is a constant at each
- * call, so that the compiler unrolls the strip. */
+/* A matrix (stored transposed: in x out) is laid out in panels of PANEL outputs (the last
+ * may be narrower): panel j holds outputs j PANEL .. for every input, row-major, so that a
+ * strip of a row's outputs is read as one contiguous stream (the hardware prefetches that
+ * from L3 or memory at 2-3x the bandwidth of strips strided across wider rows; measured on
+ * 23 MB of 256 x 512 matrices). Matrices of at most PANEL outputs are plain row-major. */
+#define PANEL (16 * VW)
+
+/* Panel p0 / PANEL of a matrix of n_in rows and n_out outputs: its first weight and width. */
+static inline const weight_t *panel_at(const weight_t *wt, int64_t n_in, int64_t n_out,
+                                       int64_t p0, int64_t *width) {
+    *width = n_out - p0 < PANEL ? n_out - p0 : PANEL;
+    return wt + p0 * n_in;
+}
+
+/* S vectors of outputs in one panel: y = b + sum_i x[i] wp[i * ld] with S vector accumulators
+ * held in registers over the n rows (each row's strip read once, in order). S is a constant
+ * at each call, so that the compiler unrolls the strip; b NULL: no bias. */
 static inline __attribute__((always_inline)) void row_strip(
-    const weight_t *restrict wt, const weight_t *restrict b, const real_t *restrict x,
-    real_t *restrict y, int64_t n_in, int64_t n_out, int64_t o, const int S) {
+    const weight_t *restrict wp, int64_t ld, const weight_t *restrict b,
+    const real_t *restrict x, real_t *restrict y, int64_t n, const int S) {
     vec_t a[16];
 #pragma GCC unroll 16
-    for (int j = 0; j < S; j++) a[j] = b != NULL ? vload(b + o + j * VW) : (vec_t){0};
-    for (int64_t i = 0; i < n_in; i++) {
+    for (int j = 0; j < S; j++) a[j] = b != NULL ? vload(b + j * VW) : (vec_t){0};
+    for (int64_t i = 0; i < n; i++) {
         const real_t xi = x[i];
-        const weight_t *restrict row = wt + i * n_out + o;
+        const weight_t *restrict row = wp + i * ld;
 #pragma GCC unroll 16
         for (int j = 0; j < S; j++) a[j] += xi * vload(row + j * VW);
     }
 #pragma GCC unroll 16
-    for (int j = 0; j < S; j++) vstore(y + o + j * VW, a[j]);
+    for (int j = 0; j < S; j++) vstore(y + j * VW, a[j]);
 }
 
-/* One row (a matrix-vector product), outputs o0 .. o1 - 1 of n_out (b NULL: no bias):
- * strips of up to 16 vectors, so that a width of up to 16 VW (256 floats) reads the weights as
- * one stream, row after row, which the hardware prefetches from L3 best (measured 2-4x the
- * bandwidth of updating y in memory row by row). */
+/* One row (a matrix-vector product) over the inputs i0 .. i1 - 1 of n_in (x[i0 .. i1 - 1])
+ * and the outputs o0 .. o1 - 1 of n_out (b NULL: no bias): in each panel, strips of up to 16
+ * vectors, so that the panel's weights are read as one stream, row after row. */
 static void linear_cols(const weight_t *restrict wt, const weight_t *restrict b,
-                        const real_t *restrict x, real_t *restrict y, int64_t n_in,
-                        int64_t n_out, int64_t o0, int64_t o1) {
-    int64_t o = o0;
-    for (; o + 16 * VW <= o1; o += 16 * VW) row_strip(wt, b, x, y, n_in, n_out, o, 16);
-    if (o + 8 * VW <= o1) {
-        row_strip(wt, b, x, y, n_in, n_out, o, 8);
-        o += 8 * VW;
-    }
-    if (o + 4 * VW <= o1) {
-        row_strip(wt, b, x, y, n_in, n_out, o, 4);
-        o += 4 * VW;
-    }
-    for (; o + VW <= o1; o += VW) row_strip(wt, b, x, y, n_in, n_out, o, 1);
-    for (; o < o1; o++) {
-        real_t a = b != NULL ? b[o] : 0;
-        for (int64_t i = 0; i < n_in; i++) a += x[i] * wt[i * n_out + o];
-        y[o] = a;
+                        const real_t *restrict x, real_t *restrict y, int64_t i0, int64_t i1,
+                        int64_t n_in, int64_t n_out, int64_t o0, int64_t o1) {
+    const int64_t n = i1 - i0;
+    for (int64_t p0 = o0 / PANEL * PANEL; p0 < o1; p0 += PANEL) {
+        int64_t ld;
+        const weight_t *base = panel_at(wt, n_in, n_out, p0, &ld) + i0 * ld - p0;
+        const int64_t end = p0 + ld < o1 ? p0 + ld : o1;
+        int64_t o = o0 > p0 ? o0 : p0;
+#define STRIP(S) row_strip(base + o, ld, b != NULL ? b + o : NULL, x + i0, y + o, n, S)
+        for (; o + 16 * VW <= end; o += 16 * VW) STRIP(16);
+        if (o + 8 * VW <= end) {
+            STRIP(8);
+            o += 8 * VW;
+        }
+        if (o + 4 * VW <= end) {
+            STRIP(4);
+            o += 4 * VW;
+        }
+        for (; o + VW <= end; o += VW) STRIP(1);
+#undef STRIP
+        for (; o < end; o++) {
+            real_t a = b != NULL ? b[o] : 0;
+            for (int64_t i = 0; i < n; i++) a += x[i0 + i] * base[i * ld + o];
+            y[o] = a;
+        }
     }
 }
 
 /* A team's projection split by its inputs: this thread's rows lo .. hi - 1 of wt times x[lo ..
  * hi - 1] (thread 0 adds the bias) into its slot, then the barrier, then y = the sum. */
 static void linear_split_in(const ctx_t *c, const weight_t *wt, const weight_t *b,
-                            const real_t *x, real_t *y, int64_t lo, int64_t hi, int64_t n_out) {
-    linear_cols(wt + lo * n_out, c->k == 0 ? b : NULL, x + lo, slot_next(c, c->k), hi - lo,
-                n_out, 0, n_out);
+                            const real_t *x, real_t *y, int64_t lo, int64_t hi, int64_t n_in,
+                            int64_t n_out) {
+    linear_cols(wt, c->k == 0 ? b : NULL, x, slot_next(c, c->k), lo, hi, n_in, n_out, 0,
+                n_out);
     barrier(c);
     gather(c, y, n_out);
 }
 
-/* For each of n rows r: y[r ys + o] = b[o] + sum_i x[r xs + i] * wt[i * n_out + o].
+/* For each of n rows r: y[r ys + o] = b[o] + sum_i x[r xs + i] * W[i, o].
  *
  * Rows in blocks of 4, when n_out is a multiple of 2 VW: 4 rows x 2 VW outputs accumulate in
  * 8 vector registers over all inputs (each weight vector loaded once for the 4 rows; the
  * strip of weights, n_in x 2 VW, stays in L1 for the next block of rows), then are stored.
- * The rows left over (all of them at batch 1) go one by one through linear_row. */
+ * The rows left over (all of them at batch 1) go one by one through linear_cols. */
 static void linear(const weight_t *restrict wt, const weight_t *restrict b,
                    const real_t *restrict x, int64_t xs, real_t *restrict y, int64_t ys,
                    int64_t n, int64_t n_in, int64_t n_out) {
     int64_t done = 0;
     if (n_out % (2 * VW) == 0 && n >= 4) {
         done = n - n % 4;
-        for (int64_t o = 0; o < n_out; o += 2 * VW) {
-            const vec_t b0 = vload(b + o), b1 = vload(b + o + VW);
-            for (int64_t r = 0; r < done; r += 4) {
-                const real_t *x0 = x + r * xs, *x1 = x0 + xs, *x2 = x1 + xs, *x3 = x2 + xs;
-                vec_t a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0,
-                      a31 = b1;
-                for (int64_t i = 0; i < n_in; i++) {
-                    const vec_t w0 = vload(wt + i * n_out + o), w1 = vload(wt + i * n_out + o + VW);
-                    a00 += x0[i] * w0; a01 += x0[i] * w1;
-                    a10 += x1[i] * w0; a11 += x1[i] * w1;
-                    a20 += x2[i] * w0; a21 += x2[i] * w1;
-                    a30 += x3[i] * w0; a31 += x3[i] * w1;
+        for (int64_t p0 = 0; p0 < n_out; p0 += PANEL) {
+            int64_t ld;
+            const weight_t *base = panel_at(wt, n_in, n_out, p0, &ld);
+            for (int64_t o = 0; o < ld; o += 2 * VW) {
+                const vec_t b0 = vload(b + p0 + o), b1 = vload(b + p0 + o + VW);
+                for (int64_t r = 0; r < done; r += 4) {
+                    const real_t *x0 = x + r * xs, *x1 = x0 + xs, *x2 = x1 + xs, *x3 = x2 + xs;
+                    vec_t a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1,
+                          a30 = b0, a31 = b1;
+                    for (int64_t i = 0; i < n_in; i++) {
+                        const vec_t w0 = vload(base + i * ld + o);
+                        const vec_t w1 = vload(base + i * ld + o + VW);
+                        a00 += x0[i] * w0; a01 += x0[i] * w1;
+                        a10 += x1[i] * w0; a11 += x1[i] * w1;
+                        a20 += x2[i] * w0; a21 += x2[i] * w1;
+                        a30 += x3[i] * w0; a31 += x3[i] * w1;
+                    }
+                    real_t *y0 = y + r * ys + p0 + o;
+                    vstore(y0, a00); vstore(y0 + VW, a01);
+                    vstore(y0 + ys, a10); vstore(y0 + ys + VW, a11);
+                    vstore(y0 + 2 * ys, a20); vstore(y0 + 2 * ys + VW, a21);
+                    vstore(y0 + 3 * ys, a30); vstore(y0 + 3 * ys + VW, a31);
                 }
-                real_t *y0 = y + r * ys + o;
-                vstore(y0, a00); vstore(y0 + VW, a01);
-                vstore(y0 + ys, a10); vstore(y0 + ys + VW, a11);
-                vstore(y0 + 2 * ys, a20); vstore(y0 + 2 * ys + VW, a21);
-                vstore(y0 + 3 * ys, a30); vstore(y0 + 3 * ys + VW, a31);
             }
         }
     }
     for (int64_t r = done; r < n; r++)
-        linear_cols(wt, b, x + r * xs, y + r * ys, n_in, n_out, 0, n_out);
+        linear_cols(wt, b, x + r * xs, y + r * ys, 0, n_in, n_in, n_out, 0, n_out);
 }
 
 static void layer_norm(const real_t *x, const weight_t *g, const weight_t *b, real_t *y,
@@ -451,9 +478,9 @@ static void residual_team(const ctx_t *c, const int64_t *L, real_t *x) {
         const int64_t F = L[L_M];
         real_t f[F], o[H];
         share(c, F, VW, &lo, &hi);
-        linear_cols(w + L[L_SSM], w + L[L_D], u, f, H, F, lo, hi);
+        linear_cols(w + L[L_SSM], w + L[L_D], u, f, 0, H, H, F, lo, hi);
         gelu_all(f + lo, NULL, NULL, hi - lo);
-        linear_split_in(c, w + L[L_OUT_W], w + L[L_OUT_B], f, o, lo, hi, H);
+        linear_split_in(c, w + L[L_OUT_W], w + L[L_OUT_B], f, o, lo, hi, F, H);
         for (int64_t i = 0; i < H; i++) x[i] += o[i];
         return;
     }
@@ -465,7 +492,7 @@ static void residual_team(const ctx_t *c, const int64_t *L, real_t *x) {
     if (hi > lo)  /* its channel blocks (a share may be empty: fewer blocks than threads) */
         ssm(L, w + L[L_SSM], c->state + L[L_STATE], ub, y, 0, lo / VW, (hi + VW - 1) / VW);
     gelu_all(y + lo, w + L[L_D] + lo, u + lo, hi - lo);
-    linear_split_in(c, w + L[L_OUT_W], w + L[L_OUT_B], y, o, lo, hi, n_out);
+    linear_split_in(c, w + L[L_OUT_W], w + L[L_OUT_B], y, o, lo, hi, H, n_out);
     if (L[L_GLU])
         glu_add(x, o, o + H, H);
     else
@@ -576,9 +603,10 @@ static void tier(const ctx_t *c, int64_t i, real_t *h, int64_t t) {
             if (slot * d + k >= lo && slot * d + k < hi) down0[slot * d + k] = h[k];
         if (slot == p - 1) {
             real_t inner[e];
-            linear_split_in(c, c->w + T[T_DP_W], c->w + T[T_DP_B], down0, inner, lo, hi, e);
+            linear_split_in(c, c->w + T[T_DP_W], c->w + T[T_DP_B], down0, inner, lo, hi, p * d,
+                            e);
             tier(c, i + 1, inner, t / p);
-            linear_cols(c->w + T[T_UP_W], c->w + T[T_UP_B], inner, up0, e, p * d, lo, hi);
+            linear_cols(c->w + T[T_UP_W], c->w + T[T_UP_B], inner, up0, 0, e, e, p * d, lo, hi);
             barrier(c);
         }
         memcpy(h, out, (size_t)nd * sizeof(real_t));
@@ -613,7 +641,8 @@ static int step_body(const ctx_t *c, const int64_t *tokens, real_t *logits, int6
     if (c->nt > 1) {  /* each thread writes its share of the logits */
         int64_t lo, hi;
         share(c, classes, VW, &lo, &hi);
-        linear_cols(w + plan[H_HEAD_W], w + plan[H_HEAD_B], y, logits, d, classes, lo, hi);
+        linear_cols(w + plan[H_HEAD_W], w + plan[H_HEAD_B], y, logits, 0, d, d, classes, lo,
+                    hi);
     } else {
         linear(w + plan[H_HEAD_W], w + plan[H_HEAD_B], y, d, logits, classes, batch, d, classes);
     }
