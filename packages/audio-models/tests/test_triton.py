@@ -35,6 +35,9 @@ VARIANTS: dict[str, dict[str, object]] = {
     "s4d-pools-2-2": {"pool": (2, 2), "n_layers": 2, "kernel": kernel("s4d", d_state=8)},
     "s4-layernorm-no-glu-no-ff": {"pool": (4,), "norm": "layer", "glu": False, "ff": 0},
     "s4d-flat": {"pool": (), "n_layers": 2, "kernel": kernel("s4d", d_state=8)},
+    # S4's discrete form at rank 2 (HiPPO legt) and with a trained Q of its own (not P)
+    "s4-legt-rank2": {"pool": (2,), "kernel": kernel("s4", d_state=8, init="legt", rank=2)},
+    "s4-separate-q": {"pool": (2,), "kernel": kernel("s4", d_state=8, separate_q=True)},
 }
 
 
@@ -86,6 +89,9 @@ def test_the_twin_equals_the_eager_step(variant: str, dtype: torch.dtype) -> Non
         ("s4d-pools-2-2", torch.float64, 1),
         ("s4-layernorm-no-glu-no-ff", torch.float64, 2),
         ("s4d-flat", torch.float32, 2),
+        ("s4-legt-rank2", torch.float32, 2),
+        ("s4-legt-rank2", torch.float64, 1),
+        ("s4-separate-q", torch.float64, 2),
     ],
 )
 def test_the_kernel_equals_the_eager_step(variant: str, dtype: torch.dtype, batch: int) -> None:
@@ -217,8 +223,6 @@ def test_auto_picks_triton_only_on_cuda_and_says_why_not_elsewhere() -> None:
     [
         ({"unet": True, "pool": (2, 2)}, "not its U-Net"),
         ({"pool": (2, 3)}, "power-of-two sizes"),
-        ({"pool": (2,), "kernel": kernel("s4", d_state=8, init="legt", rank=2)}, "rank 1"),
-        ({"pool": (2,), "kernel": kernel("s4", d_state=8, separate_q=True)}, "separate_q"),
     ],
 )
 def test_models_the_kernel_does_not_run_are_refused_with_the_reason(

@@ -204,7 +204,7 @@ def panels(wt: Tensor, width: int) -> Tensor:
     narrower), each row-major, one after the other: the layout of ``sashimi_step.c``'s
     matrices (``PANEL``), in which a strip of outputs is read as one contiguous stream. A
     matrix of at most ``width`` outputs is unchanged."""
-    return torch.cat([p.reshape(-1) for p in wt.split(width, dim=1)])
+    return torch.cat([p.reshape(-1) for p in torch.split(wt, width, dim=1)])
 
 
 def _pool_order(d: int, p: int) -> Tensor:

@@ -25,8 +25,8 @@ The random stream differs from the eager engine's ``torch.multinomial`` (same di
 reproducible from the caller's generator).
 
 Supported: causal, non-U-Net SaShiMi language models whose widths, state sizes, classes and
-pools are powers of two, with S4D or rank-1 S4 (DPLR) kernels; anything else is refused with
-the reason (:class:`~audio_models.sampling.EngineUnavailable`).
+pools are powers of two, with S4D or S4 (DPLR, any rank, ``Q`` tied to ``P`` or not) kernels;
+anything else is refused with the reason (:class:`~audio_models.sampling.EngineUnavailable`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audio_models.fast.engine import DPLR, _pool_order, causal_sashimi, recurrence_tables
+from audio_models.fast.engine import (
+    DPLR,
+    _pool_order,
+    causal_sashimi,
+    discrete_dplr,
+    recurrence_tables,
+)
 from audio_models.layers import FeedForward, Residual, ScalarLayerNorm, effective_weight
 from audio_models.sampling import BlockSampler, EngineSpec, EngineUnavailable, StepperFactory
 
@@ -94,6 +100,11 @@ class FusedTier:
     ``pool``: this tier's frame length (0 for the centre); ``n``: its S4 layers, each
     followed by a feed-forward layer of width ``f`` when ``f > 0``; ``kin`` / ``kout``: the
     finer tier's frame width (its pool times its width; 0 for the outer tier).
+
+    The recurrence's tables (``ssm``, ``(n, 6 + 4 rank, d, m)``, real and imaginary parts)
+    are S4D's ``A, B, C`` or S4's discrete form (:func:`~audio_models.fast.engine.discrete_dplr`:
+    ``E, G, C``, then ``Z_r, R_r`` for each rank ``r``), one step of which is ``z_r = Re(Z_r^H
+    s)``, ``x = E s + G u - sum_r R_r z_r``, ``y = 2 Re(C x)``: S4D is the case of rank 0.
     """
 
     d: int
@@ -102,7 +113,7 @@ class FusedTier:
     f: int
     m: int
     glu: bool
-    dplr: bool
+    rank: int  # of S4's low-rank correction; 0 for S4D
     kin: int = 0
     w: dict[str, Tensor] = field(default_factory=dict)
 
@@ -128,35 +139,27 @@ def _stack_tier(layers: list[Residual], d: int, pool: int) -> FusedTier:
             "or none"
         )
     tables: list[Tensor] = []
-    per_h: list[Tensor] = []
     kinds_seen = set()
     for r in s4s:
         block: Any = r.layer
         if not isinstance(block, S4Block) or block.bidirectional:
             raise EngineUnavailable(f"no fused step for the layer {type(block).__name__}")
         kind, t = recurrence_tables(block.kernel)
-        kinds_seen.add(kind)
         if kind == DPLR:
-            if t["P"].shape[0] != 1:
-                raise EngineUnavailable(
-                    f"the triton engine runs S4 kernels of rank 1; this one has rank "
-                    f"{t['P'].shape[0]} (HiPPO legt)"
-                )
-            if not torch.equal(t["Q"], t["P"]):
-                raise EngineUnavailable(
-                    "the triton engine runs S4 kernels whose Q is P, not separate_q ones"
-                )
-            lam, B, D, C, P = t["Lambda"], t["B"], t["D"], t["C"], t["P"][0]
-            parts = [lam, B, D, C, P]
-            per_h.append(torch.stack([t["dt"], t["inner_inv"][:, 0, 0]]))
+            dd = discrete_dplr(t)
+            parts = [dd["E"], dd["G"], dd["C"]]
+            for z, corr in zip(dd["Z"], dd["R"], strict=True):
+                parts += [z, corr]
         else:
             parts = [t["A"], t["B"], t["C"]]
-            per_h.append(torch.zeros(2, d, dtype=torch.float64))
+        kinds_seen.add((kind, (len(parts) - 3) // 2))
         tables.append(torch.stack([x for p in parts for x in (p.real, p.imag)]))
     blocks: list[Any] = [r.layer for r in s4s]
     feeds: list[Any] = [r.layer for r in ffs]
     if len(kinds_seen) > 1 or len({b.glu for b in blocks}) > 1:
-        raise EngineUnavailable("the triton engine needs one kernel kind and one GLU per tier")
+        raise EngineUnavailable(
+            "the triton engine needs one kernel kind (and rank) and one GLU per tier"
+        )
     m = int(tables[0].shape[-1])
     f = int(feeds[0].up.out_features) if feeds else 0
     if not all(_pow2(x) for x in (d, m, max(f, 1), max(pool, 1))):
@@ -172,7 +175,6 @@ def _stack_tier(layers: list[Residual], d: int, pool: int) -> FusedTier:
     w = {
         "n1": torch.stack([_norm_params(r.norm, d) for r in s4s]),
         "ssm": torch.stack(tables),
-        "ssmh": torch.stack(per_h),
         "dsk": torch.stack([b.D[0] for b in blocks]),
         "wo": torch.stack([out_w(b)[0] for b in blocks]),
         "bo": torch.stack([out_w(b)[1] for b in blocks]),
@@ -186,7 +188,8 @@ def _stack_tier(layers: list[Residual], d: int, pool: int) -> FusedTier:
             "b2": torch.stack([x.down.bias for x in feeds]),
         }
     glu = bool(blocks[0].glu)
-    return FusedTier(d=d, pool=pool, n=len(s4s), f=f, m=m, glu=glu, dplr=DPLR in kinds_seen, w=w)
+    rank = kinds_seen.pop()[1]
+    return FusedTier(d=d, pool=pool, n=len(s4s), f=f, m=m, glu=glu, rank=rank, w=w)
 
 
 class FusedSaShiMi:
@@ -267,23 +270,14 @@ class FusedSaShiMi:
         u = self._norm(h, t.w["n1"][li])
         q, sre, sim = t.w["ssm"][li], st[:, 0], st[:, 1]
         uu = u[:, :, None]
-        if t.dplr:
-            lre, lim, bre, bim, dre, dim, cre, cim, pre, pim = q.unbind(0)
-            dt, inv = t.w["ssmh"][li][0][:, None], t.w["ssmh"][li][1][:, None]
-            px = 2 * (pre * sre + pim * sim).sum(-1, keepdim=True)
-            ar = lre * sre - lim * sim - pre * px
-            ai = lre * sim + lim * sre - pim * px
-            w_r = sre + 0.5 * dt * ar + dt * uu * bre
-            w_i = sim + 0.5 * dt * ai + dt * uu * bim
-            wre, wim = dre * w_r - dim * w_i, dre * w_i + dim * w_r
-            corr = inv * 2 * (pre * wre + pim * wim).sum(-1, keepdim=True)
-            pr, pi = pre * corr, pim * corr
-            nre = 2 / dt * (wre - (dre * pr - dim * pi))
-            nim = 2 / dt * (wim - (dre * pi + dim * pr))
-        else:
-            are, aim, bre, bim, cre, cim = q.unbind(0)
-            nre = are * sre - aim * sim + bre * uu
-            nim = are * sim + aim * sre + bim * uu
+        ere, eim, gre, gim, cre, cim = q[:6].unbind(0)
+        nre = ere * sre - eim * sim + gre * uu
+        nim = ere * sim + eim * sre + gim * uu
+        for r in range(t.rank):  # S4's low-rank correction
+            zre, zim, rre, rim = q[6 + 4 * r : 10 + 4 * r].unbind(0)
+            z = (zre * sre + zim * sim).sum(-1, keepdim=True)
+            nre = nre - rre * z
+            nim = nim - rim * z
         st[:, 0].copy_(nre)
         st[:, 1].copy_(nim)
         y = 2 * (cre * nre - cim * nim).sum(-1)
@@ -479,7 +473,7 @@ class FusedSampler(BlockSampler):
             b.tokens, f.emb if i == 0 else dummy,
             b.downs[i - 1] if i > 0 else dummy, w.get("wdp", dummy), w.get("bdp", dummy),
             b.ups[i] if t.pool else dummy, b.downs[i] if t.pool else dummy, slot,
-            w["n1"], w["ssm"], w["ssmh"], w["dsk"], w["wo"], w["bo"], w.get("n2", dummy),
+            w["n1"], w["ssm"], w["dsk"], w["wo"], w["bo"], w.get("n2", dummy),
             w.get("w1", dummy), w.get("b1", dummy), w.get("w2", dummy), w.get("b2", dummy),
             b.states[i], w.get("wup", dummy), w.get("bup", dummy),
             b.ups[i - 1] if i > 0 else dummy,
@@ -494,7 +488,7 @@ class FusedSampler(BlockSampler):
             KC_O=kc(t.d, t.d), KC_F1=kc(t.d, max(t.f, 1)), KC_F2=kc(max(t.f, 1), t.d),
             KC_UP=kc(t.d, kout), KC_HEAD=kc(t.d, f.classes), EMBED=i == 0,
             CENTER=t.pool == 0, POOL_OUT=i > 0, HEAD=i == 0, HAS_FF=t.f > 0, GLU=t.glu,
-            DPLR=t.dplr, LAYER_NORM=f.layer_norm, GREEDY=temperature == 0,
+            RANK=t.rank, LAYER_NORM=f.layer_norm, GREEDY=temperature == 0,
             NUCLEUS=top_p < 1,
         )  # fmt: skip
         return args, constants

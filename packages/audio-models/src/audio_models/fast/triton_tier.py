@@ -89,14 +89,16 @@ def _gelu(x):
 
 
 @triton.jit
-def _s4_layer(h, li, rows, rmask, n1_ptr, ssm_ptr, ssmh_ptr, dsk_ptr, wo_ptr, bo_ptr,
-              state_ptr, scr, eps, BB: tl.constexpr, D: tl.constexpr, M: tl.constexpr,
-              NL: tl.constexpr, SW: tl.constexpr, HC: tl.constexpr, KC_O: tl.constexpr,
-              GLU: tl.constexpr, DPLR: tl.constexpr, LAYER_NORM: tl.constexpr):  # fmt: skip
-    """``h + S4Block(norm(h))`` for S4 layer ``l`` of the tier; its state updated in place."""
+def _s4_layer(h, li, rows, rmask, n1_ptr, ssm_ptr, dsk_ptr, wo_ptr, bo_ptr, state_ptr, scr,
+              eps, BB: tl.constexpr, D: tl.constexpr, M: tl.constexpr, NL: tl.constexpr,
+              SW: tl.constexpr, HC: tl.constexpr, KC_O: tl.constexpr, GLU: tl.constexpr,
+              RANK: tl.constexpr, LAYER_NORM: tl.constexpr):  # fmt: skip
+    """``h + S4Block(norm(h))`` for S4 layer ``l`` of the tier; its state updated in place.
+    The recurrence is ``x = E s + G u - sum_r R_r Re(Z_r^H s)``, ``y = 2 Re(C x)`` over the
+    tables ``E, G, C, Z_r, R_r`` (:class:`~audio_models.fast.fused.FusedTier`; S4D: rank 0)."""
     SW2: tl.constexpr = 2 * SW
     DM: tl.constexpr = D * M
-    KS: tl.constexpr = 6 + 4 * DPLR
+    KS: tl.constexpr = 6 + 4 * RANK
     dcol = tl.arange(0, D)
     m = tl.arange(0, M)
     u = _norm(h, n1_ptr + li * 2 * D, D, LAYER_NORM, eps, rmask)
@@ -110,43 +112,17 @@ def _s4_layer(h, li, rows, rmask, n1_ptr, ssm_ptr, ssmh_ptr, dsk_ptr, wo_ptr, bo
         sp = state_ptr + rows[:, None, None] * (NL * 2 * DM) + li * 2 * DM + off
         sre = tl.load(sp, mask=smask, other=0.0)
         sim = tl.load(sp + DM, mask=smask, other=0.0)
-        if DPLR:
-            lre = tl.load(q + off)
-            lim = tl.load(q + DM + off)
-            bre = tl.load(q + 2 * DM + off)
-            bim = tl.load(q + 3 * DM + off)
-            dre = tl.load(q + 4 * DM + off)
-            dim = tl.load(q + 5 * DM + off)
-            cre = tl.load(q + 6 * DM + off)
-            cim = tl.load(q + 7 * DM + off)
-            pre = tl.load(q + 8 * DM + off)
-            pim = tl.load(q + 9 * DM + off)
-            dt = tl.load(ssmh_ptr + li * 2 * D + c)[None, :]
-            inv = tl.load(ssmh_ptr + li * 2 * D + D + c)[None, :]
-            px = 2 * tl.sum(pre * sre + pim * sim, axis=2)[:, :, None]
-            ar = lre * sre - lim * sim - pre * px
-            ai = lre * sim + lim * sre - pim * px
-            half = (0.5 * dt)[:, :, None]
-            du = (dt * uc)[:, :, None]
-            w_r = sre + half * ar + du * bre
-            w_i = sim + half * ai + du * bim
-            wre = dre * w_r - dim * w_i
-            wim = dre * w_i + dim * w_r
-            corr = (inv * 2 * tl.sum(pre * wre + pim * wim, axis=2))[:, :, None]
-            pr = pre * corr
-            pi = pim * corr
-            scale = (2 / dt)[:, :, None]
-            nre = scale * (wre - (dre * pr - dim * pi))
-            nim = scale * (wim - (dre * pi + dim * pr))
-        else:
-            are = tl.load(q + off)
-            aim = tl.load(q + DM + off)
-            bre = tl.load(q + 2 * DM + off)
-            bim = tl.load(q + 3 * DM + off)
-            cre = tl.load(q + 4 * DM + off)
-            cim = tl.load(q + 5 * DM + off)
-            nre = are * sre - aim * sim + bre * uc[:, :, None]
-            nim = are * sim + aim * sre + bim * uc[:, :, None]
+        ere = tl.load(q + off)
+        eim = tl.load(q + DM + off)
+        nre = ere * sre - eim * sim + tl.load(q + 2 * DM + off) * uc[:, :, None]
+        nim = ere * sim + eim * sre + tl.load(q + 3 * DM + off) * uc[:, :, None]
+        for r in tl.static_range(RANK):  # S4's low-rank correction, from the old state
+            zq = q + (6 + 4 * r) * DM + off
+            z = tl.sum(tl.load(zq) * sre + tl.load(zq + DM) * sim, axis=2)[:, :, None]
+            nre -= tl.load(zq + 2 * DM) * z
+            nim -= tl.load(zq + 3 * DM) * z
+        cre = tl.load(q + 4 * DM + off)
+        cim = tl.load(q + 5 * DM + off)
         tl.store(sp, nre, mask=smask)
         tl.store(sp + DM, nim, mask=smask)
         y = 2 * tl.sum(cre * nre - cim * nim, axis=2)
@@ -183,7 +159,7 @@ def _ff_layer(h, li, rows, rmask, n2_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, scr, e
 @triton.jit(do_not_specialize=["slot", "pos"])
 def tier_kernel(
     tokens_ptr, emb_ptr, frame_ptr, wdp_ptr, bdp_ptr, up_ptr, down_ptr, slot,
-    n1_ptr, ssm_ptr, ssmh_ptr, dsk_ptr, wo_ptr, bo_ptr, n2_ptr, w1_ptr, b1_ptr, w2_ptr,
+    n1_ptr, ssm_ptr, dsk_ptr, wo_ptr, bo_ptr, n2_ptr, w1_ptr, b1_ptr, w2_ptr,
     b2_ptr, state_ptr, wup_ptr, bup_ptr, upout_ptr,
     fn_ptr, wh_ptr, bh_ptr, logits_ptr, logp_ptr, forced_ptr, use_ptr, seed_ptr, counter_ptr,
     pos, temperature, top_p, scr, B, eps, head_eps,
@@ -192,7 +168,7 @@ def tier_kernel(
     PERIOD: tl.constexpr, SW: tl.constexpr, HC: tl.constexpr, KC_IN: tl.constexpr,
     KC_O: tl.constexpr, KC_F1: tl.constexpr, KC_F2: tl.constexpr, KC_UP: tl.constexpr,
     KC_HEAD: tl.constexpr, EMBED: tl.constexpr, CENTER: tl.constexpr, POOL_OUT: tl.constexpr,
-    HEAD: tl.constexpr, HAS_FF: tl.constexpr, GLU: tl.constexpr, DPLR: tl.constexpr,
+    HEAD: tl.constexpr, HAS_FF: tl.constexpr, GLU: tl.constexpr, RANK: tl.constexpr,
     LAYER_NORM: tl.constexpr, GREEDY: tl.constexpr, NUCLEUS: tl.constexpr,
 ):  # fmt: skip
     """One step of one tier for rows ``[pid BB, (pid + 1) BB)`` (see the module notes).
@@ -229,7 +205,6 @@ def tier_kernel(
             rmask,
             n1_ptr,
             ssm_ptr,
-            ssmh_ptr,
             dsk_ptr,
             wo_ptr,
             bo_ptr,
@@ -244,7 +219,7 @@ def tier_kernel(
             HC,
             KC_O,
             GLU,
-            DPLR,
+            RANK,
             LAYER_NORM,
         )
         if HAS_FF:
