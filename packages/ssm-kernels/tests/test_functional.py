@@ -264,3 +264,32 @@ def test_a_mode_that_barely_decays_takes_the_direct_cauchy_sums() -> None:
     assert (
         fn.truncation_gap(w, torch.tensor([0.01], dtype=torch.float64), 8) < fn.MIN_TRUNCATION_GAP
     )
+
+
+def _conj_pair_matrix(M: int, H: int, r: int, seed: int) -> torch.Tensor:
+    """A random dense DPLR matrix on conjugate-pair coordinates (``dplr_dense``'s layout)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def c(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, dtype=torch.complex128, generator=g)
+
+    A, _ = fn.dplr_dense(c(H, M), c(r, H, M), c(H, M), c(r, H, M))
+    return A
+
+
+@given(st.integers(1, 6), st.integers(1, 3), st.integers(1, 2), st.integers(0, 2**16))
+def test_pairs_real_is_the_same_map_on_real_and_imaginary_parts(
+    M: int, H: int, r: int, seed: int
+) -> None:
+    A = _conj_pair_matrix(M, H, r, seed)
+    eye = torch.eye(M, dtype=torch.complex128)
+    T = torch.cat([torch.cat([eye, eye], 1), torch.cat([-1j * eye, 1j * eye], 1)]) / 2
+    R = fn.pairs_real(A)
+    assert R.dtype == torch.float64
+    assert torch.allclose(R.to(A.dtype), T @ A @ torch.linalg.inv(T), atol=1e-12)
+    # Row vectors: C A = rows_from_pairs(rows_to_pairs(C) R), and the two maps are inverses.
+    g = torch.Generator().manual_seed(seed + 1)
+    C = torch.randn(2, H, 2 * M, dtype=torch.complex128, generator=g)
+    assert torch.allclose(fn.rows_from_pairs(fn.rows_to_pairs(C)), C, atol=1e-14)
+    via = fn.rows_from_pairs(torch.einsum("chn,hnm->chm", fn.rows_to_pairs(C), R.to(C.dtype)))
+    assert torch.allclose(via, torch.einsum("chn,hnm->chm", C, A), atol=1e-12)

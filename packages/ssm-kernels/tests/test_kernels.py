@@ -194,3 +194,20 @@ def test_a_separate_left_factor_is_a_different_system() -> None:
     assert moved[0] > 1e-3
     assert moved[1:].max().item() <= 1e-12  # Q is per channel
     assert own.Q.shape == (1, 4, 4, 2)
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if isinstance(c, S4Config)])
+def test_the_output_matrix_solves_c_times_one_minus_the_power_equals_c_tilde(
+    config: S4Config,
+) -> None:
+    # The complex formula by hand (the module computes it on real and imaginary parts).
+    kernel = make(config)
+    assert isinstance(kernel, DPLRKernel)
+    Lambda, P, B, C_tilde = kernel.ssm()
+    Q = torch.view_as_complex(kernel.Q) if kernel.separate_q else P
+    A, _ = fn.dplr_dense(Lambda, P, B, Q)
+    Abar, _ = fn.bilinear(A, fn.conj_full(B), kernel.dt())
+    C = kernel.output_matrix()
+    eye = torch.eye(kernel.N, dtype=C.dtype)
+    back = torch.einsum("chn,hnm->chm", C, eye - torch.linalg.matrix_power(Abar, kernel._l))
+    assert torch.allclose(back, fn.conj_full(C_tilde), atol=1e-11)

@@ -313,23 +313,35 @@ class DPLRKernel(SSMKernel):
         A, Bf = fn.dplr_dense(Lambda, P, B, self.left_factor())
         return fn.bilinear(A, Bf, dt)
 
+    def _eye_minus_power(self, dt: Tensor, L: int) -> Tensor:
+        """``I - A_bar^L`` (bilinear ``A_bar``), real ``(H, N, N)`` on ``(Re s, Im s)``
+        (:func:`~ssm_kernels.functional.pairs_real`): a quarter of the complex products."""
+        Lambda, P, B, _ = self.ssm()
+        Ar = fn.pairs_real(fn.dplr_dense(Lambda, P, B, self.left_factor())[0])
+        eye = torch.eye(self.N, dtype=Ar.dtype, device=Ar.device)
+        half = (dt / 2).to(Ar.dtype)[:, None, None]
+        Abar = torch.linalg.solve(eye - half * Ar, eye + half * Ar)
+        power: Tensor = torch.linalg.matrix_power(Abar, L)
+        return eye - power
+
     def output_matrix(self) -> Tensor:
         """The true ``C = C_tilde (I - A_bar^l_kernel)^-1`` over all ``N`` modes:
         ``(C, H, N)`` (simply ``C`` and its conjugates when ``l_kernel`` is 0)."""
         Ct = fn.conj_full(torch.view_as_complex(self.C))
         if self._l == 0:
             return Ct
-        Abar, _ = self._dense(self.dt())
-        eye = torch.eye(self.N, dtype=Abar.dtype, device=Abar.device)
-        lhs = (eye - torch.linalg.matrix_power(Abar, self._l)).mT  # solve C X = C_tilde
-        C: Tensor = torch.linalg.solve(lhs.unsqueeze(0), Ct.unsqueeze(-1)).squeeze(-1)
-        return C
+        # c X = c_tilde on (Re s, Im s), X real: the real and imaginary parts of the rows
+        # are two right-hand sides of one real solve (X^T c^T = c_tilde^T).
+        lhs = self._eye_minus_power(self.dt(), self._l).mT.unsqueeze(0)
+        rhs = fn.rows_to_pairs(Ct)
+        sol = torch.linalg.solve(lhs, torch.stack([rhs.real, rhs.imag], dim=-1))
+        return fn.rows_from_pairs(torch.complex(sol[..., 0], sol[..., 1]))
 
     def _tilde(self, C: Tensor, dt: Tensor, L: int) -> Tensor:
         """``C (I - A_bar^L)`` for the full ``C (channels, H, N)``, conjugate half dropped."""
-        Abar, _ = self._dense(dt)
-        C_tilde = C - torch.einsum("chn,hnm->chm", C, torch.linalg.matrix_power(Abar, L))
-        return C_tilde[..., : self.M]
+        c = fn.rows_to_pairs(C)
+        X = self._eye_minus_power(dt, L).to(c.dtype)
+        return fn.rows_from_pairs(torch.einsum("chn,hnm->chm", c, X))[..., : self.M]
 
     @torch.no_grad()
     def retune(self, L: int) -> None:
