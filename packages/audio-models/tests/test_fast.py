@@ -8,6 +8,7 @@ compute the same maths; the C step in float64).
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from pathlib import Path
 
@@ -167,6 +168,32 @@ def test_weights_are_laid_out_in_panels_of_outputs(n_in: int, n_out: int, width:
         assert flat[first * n_in + i * ld + o - first] == wt[i, o]
     if n_out <= width:
         assert torch.equal(flat, wt.reshape(-1))
+
+
+def _kinds(compiled: fast.CompiledSaShiMi) -> set[int]:
+    """The recurrences' layouts of a compiled model's S4 layers (the plan's layer kinds)."""
+    plan = compiled.plan
+    first = fast.HEAD + int(plan[0]) * fast.TIER
+    kinds = {int(plan[k + 1]) for k in range(first, len(plan), fast.LAYER)}
+    return kinds - {fast.FEEDFORWARD}
+
+
+@needs_cc
+@pytest.mark.parametrize("scaled", [True, False])
+@pytest.mark.parametrize("variant", ["s4-glu-pool-2-3", "s4-legt-rank2", "s4-separate-q"])
+def test_s4_steps_in_either_basis_of_its_states(
+    monkeypatch: pytest.MonkeyPatch, scaled: bool, variant: str
+) -> None:
+    # By default S4's tables work on the states divided by G (two tables fewer); a layer with
+    # a |G| outside fast.SCALED_G keeps the plain layout. Both give the eager logits.
+    if not scaled:
+        monkeypatch.setattr(fast, "SCALED_G", (math.inf, math.inf))
+    want = {fast.DPLR_SCALED if scaled else fast.DPLR}
+    for dtype, bound in ((torch.float64, 1e-9), (torch.float32, 1e-4)):
+        model = tiny(dtype, **VARIANTS[variant])
+        assert _kinds(fast.CompiledSaShiMi(model)) == want
+        assert _compare(model, batch=3, steps=24) <= bound
+        assert _compare(model, batch=1, steps=24, workers=2) <= bound
 
 
 @needs_cc

@@ -63,7 +63,10 @@ _FLAGS = (
 )  # fmt: skip
 HEAD, TIER, LAYER = 16, 12, 20
 H_MAXW = 12  # the plan header's widest tier (sashimi_step.c)
-DIAGONAL, DPLR, FEEDFORWARD = 0, 1, 2
+DIAGONAL, DPLR, FEEDFORWARD, DPLR_SCALED = 0, 1, 2, 3
+#: S4's tables go to the basis of the states divided by G (DPLR_SCALED) when every |G| lies in
+#: this range (a mode with G = 0 cannot be rescaled; the range keeps float32 states finite).
+SCALED_G = (1e-12, 1e12)
 SCALAR_NORM, LAYER_NORM = 0, 1
 
 
@@ -274,15 +277,22 @@ def channel_blocks(parts: list[Tensor], lanes: int) -> Tensor:
 
 def _ssm(lay: _Layout, kernel: nn.Module) -> tuple[int, int, int, int, int, int]:
     """Lay out a kernel's recurrence (:func:`recurrence_tables`, for S4 in the form of
-    :func:`discrete_dplr`) in channel blocks: ``(offset, kind, rank, modes, scale, state
-    size)``."""
+    :func:`discrete_dplr`, on the states divided by ``G`` where :data:`SCALED_G` allows) in
+    channel blocks: ``(offset, kind, rank, modes, scale, state size)``."""
     kind, t = recurrence_tables(kernel)
     if kind == DPLR:
         d = discrete_dplr(t)
-        parts = [d["E"], d["G"], d["C"]]
-        for z, r in zip(d["Z"], d["R"], strict=True):
-            parts += [z, r]
-        rank = d["Z"].shape[0]
+        G, rank = d["G"], d["Z"].shape[0]
+        magnitude = G.abs()
+        if bool((magnitude >= SCALED_G[0]).all() and (magnitude <= SCALED_G[1]).all()):
+            # x' = x / G (sashimi_step.c, dplr_blocks): G' = 1, C G, Z conj(G), R / G
+            kind, parts = DPLR_SCALED, [d["E"], d["C"] * G]
+            for z, r in zip(d["Z"], d["R"], strict=True):
+                parts += [z * G.conj(), r / G]
+        else:
+            parts = [d["E"], G, d["C"]]
+            for z, r in zip(d["Z"], d["R"], strict=True):
+                parts += [z, r]
     else:  # in the basis of the states divided by B (sashimi_step.c, ssm_diagonal)
         still = t["B"] == 0  # such a mode stays at zero: A = C B = 0 leave it out
         A, CB = t["A"].masked_fill(still, 0), (t["C"] * t["B"]).masked_fill(still, 0)

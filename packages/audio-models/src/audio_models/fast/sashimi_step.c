@@ -48,12 +48,12 @@ enum { H_TIERS, H_DMODEL, H_CLASSES, H_EMB, H_NORM_W, H_NORM_B, H_HEAD_W, H_HEAD
 enum { T_D, T_P, T_E, T_NDOWN, T_FDOWN, T_NUP, T_FUP, T_DP_W, T_DP_B, T_UP_W, T_UP_B,
        T_BUF };
 /* A residual layer: x + layer(norm(x)). KIND: 0 S4 (diagonal recurrence), 1 S4 (DPLR),
- * 2 feed-forward. NORM: 0 the reference's scalar norm (N1 = m, N2 = s), 1 LayerNorm
+ * 2 feed-forward, 3 S4 (DPLR, in the basis of the states divided by G). NORM: 0 the reference's scalar norm (N1 = m, N2 = s), 1 LayerNorm
  * (N1 = weight, N2 = bias). S4 fields: M, SCALE, GLU, SSM, D, OUT_W, OUT_B, STATE, RANK;
  * feed-forward fields: F (in M), FF1_W, FF1_B (in SSM, D), FF2_W, FF2_B (in OUT_W, OUT_B). */
 enum { L_H, L_KIND, L_NORM, L_N1, L_N2, L_M, L_SCALE, L_GLU, L_SSM, L_D, L_OUT_W, L_OUT_B,
        L_STATE, L_RANK };
-enum { DIAGONAL = 0, DPLR = 1, FEEDFORWARD = 2 };
+enum { DIAGONAL = 0, DPLR = 1, FEEDFORWARD = 2, DPLR_SCALED = 3 };
 enum { SCALAR_NORM = 0, LAYER_NORM = 1 };
 
 /* A team of threads that share one sequence's step (batch 1, where a batch cannot be split):
@@ -406,14 +406,18 @@ static void ssm_diagonal(const int64_t *L, const weight_t *restrict q, real_t *r
  *   z_r = Re(Z_r^H s),  x = E s + G u - sum_r R_r z_r,  y = scale Re(C x).
  * The z_r of the next step are summed in the same sweep that makes x, and kept after the
  * modes' states, (H / VW, R, VW) (zero, as the states, before the first step): one sweep over
- * the modes per step, where a separate sum would wait on its additions' latency. K = 6 + 4 R:
- * E, G, C, then per r Z_r, R_r (re, im). The rank is a parameter that the caller passes as a
- * constant for rank 1, so that the compiler specialises that case. */
+ * the modes per step, where a separate sum would wait on its additions' latency. WITH_G: the
+ * tables are E, G, C, then per r Z_r, R_r (re, im; K = 6 + 4 R); without, the layout works in
+ * the basis of the states divided by G (DPLR_SCALED: x' = x / G, so that G' = 1 and C, Z_r,
+ * R_r become C G, Z_r conj(G), R_r / G; K = 4 + 4 R), which saves G's table and its
+ * products. The rank and WITH_G are parameters that the caller passes as constants for rank
+ * 1, so that the compiler specialises those cases. */
 static inline void dplr_blocks(const int64_t *L, const weight_t *restrict q,
                                real_t *restrict st, const real_t *restrict u,
                                real_t *restrict y, int64_t ahead, int64_t b0, int64_t b1,
-                               const int64_t R) {
-    const int64_t blocks = (L[L_H] + VW - 1) / VW, M = L[L_M], K = 6 + 4 * R;
+                               const int64_t R, const int WITH_G) {
+    const int64_t blocks = (L[L_H] + VW - 1) / VW, M = L[L_M];
+    const int64_t c0 = WITH_G ? 4 : 2, K = c0 + 2 + 4 * R;  /* C's place, the tables */
     const real_t scale = (real_t)L[L_SCALE];
     real_t *restrict carried = st + blocks * M * 2 * VW;
     vec_t z[R], next[R];
@@ -428,18 +432,24 @@ static inline void dplr_blocks(const int64_t *L, const weight_t *restrict q,
             const weight_t *restrict t = q + (b * M + m) * K * VW;
             real_t *restrict s = st + (b * M + m) * 2 * VW;
             const vec_t sr = vload(s), si = vload(s + VW), er = vload(t), ei = vload(t + VW);
-            vec_t xr = er * sr - ei * si + vload(t + 2 * VW) * uv;
-            vec_t xi = er * si + ei * sr + vload(t + 3 * VW) * uv;
+            vec_t xr = er * sr - ei * si, xi = er * si + ei * sr;
+            if (WITH_G) {
+                xr += vload(t + 2 * VW) * uv;
+                xi += vload(t + 3 * VW) * uv;
+            } else {
+                xr += uv;
+            }
             for (int64_t r = 0; r < R; r++) {
-                xr -= vload(t + (8 + 4 * r) * VW) * z[r];
-                xi -= vload(t + (9 + 4 * r) * VW) * z[r];
+                xr -= vload(t + (c0 + 4 + 4 * r) * VW) * z[r];
+                xi -= vload(t + (c0 + 5 + 4 * r) * VW) * z[r];
             }
             vstore(s, xr);
             vstore(s + VW, xi);
             prefetch_state(s + ahead);
-            acc += vload(t + 4 * VW) * xr - vload(t + 5 * VW) * xi;
+            acc += vload(t + c0 * VW) * xr - vload(t + (c0 + 1) * VW) * xi;
             for (int64_t r = 0; r < R; r++)
-                next[r] += vload(t + (6 + 4 * r) * VW) * xr + vload(t + (7 + 4 * r) * VW) * xi;
+                next[r] += vload(t + (c0 + 2 + 4 * r) * VW) * xr +
+                           vload(t + (c0 + 3 + 4 * r) * VW) * xi;
         }
         for (int64_t r = 0; r < R; r++) vstore(carried + (b * R + r) * VW, next[r]);
         vstore(y + b * VW, scale * acc);
@@ -449,12 +459,15 @@ static inline void dplr_blocks(const int64_t *L, const weight_t *restrict q,
 /* The recurrence of an S4 layer over channel blocks b0 .. b1 - 1 (u, y: whole vectors). */
 static void ssm(const int64_t *L, const weight_t *q, real_t *st, const real_t *u, real_t *y,
                 int64_t ahead, int64_t b0, int64_t b1) {
+    const int with_g = L[L_KIND] == DPLR;
     if (L[L_KIND] == DIAGONAL)
         ssm_diagonal(L, q, st, u, y, ahead, b0, b1);
+    else if (L[L_RANK] == 1 && !with_g)
+        dplr_blocks(L, q, st, u, y, ahead, b0, b1, 1, 0);
     else if (L[L_RANK] == 1)
-        dplr_blocks(L, q, st, u, y, ahead, b0, b1, 1);
+        dplr_blocks(L, q, st, u, y, ahead, b0, b1, 1, 1);
     else
-        dplr_blocks(L, q, st, u, y, ahead, b0, b1, L[L_RANK]);
+        dplr_blocks(L, q, st, u, y, ahead, b0, b1, L[L_RANK], with_g);
 }
 
 static void norm(const ctx_t *c, const int64_t *L, const real_t *x, real_t *u) {
