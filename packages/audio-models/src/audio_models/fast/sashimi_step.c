@@ -669,26 +669,26 @@ static int64_t draw(const real_t *x, int64_t classes, const double *q, double te
                     double *lp) {
     double top = x[0];
     for (int64_t k = 1; k < classes; k++) top = x[k] > top ? x[k] : top;
-    double sum = 0;
-    for (int64_t k = 0; k < classes; k++) sum += exp((double)x[k] - top);
+    double sum = 0, e[classes];  /* e: the tempered softmax's numerators */
+    for (int64_t k = 0; k < classes; k++) sum += e[k] = exp((double)x[k] - top);
     int64_t best = 0;
     if (q == NULL) {
         for (int64_t k = 1; k < classes; k++)
             if (x[k] > x[best]) best = k;
     } else {
-        double ztop = (double)x[0] / temperature, zsum = sum, v = -1;
+        double zsum = sum, v = -1;
         if (temperature != 1.0) {
+            double ztop = (double)x[0] / temperature;
             for (int64_t k = 1; k < classes; k++) {
                 const double z = (double)x[k] / temperature;
                 ztop = z > ztop ? z : ztop;
             }
             zsum = 0;
-            for (int64_t k = 0; k < classes; k++) zsum += exp((double)x[k] / temperature - ztop);
-        } else {
-            ztop = top;
+            for (int64_t k = 0; k < classes; k++)
+                zsum += e[k] = exp((double)x[k] / temperature - ztop);
         }
         for (int64_t k = 0; k < classes; k++) {
-            const double p = exp((double)x[k] / temperature - ztop) / zsum, r = p / q[k];
+            const double p = e[k] / zsum, r = p / q[k];
             if (r > v) {
                 v = r;
                 best = k;
