@@ -1,6 +1,7 @@
 """Compile the ``triton`` engine's tier kernels of the SC09 preset for sm_90 (H100 / H200)
 on a machine without a GPU; print, per tier, the registers, stack bytes and spill
-instructions as JSON. Usage: ``python sm90_compile.py s4|s4d BATCH [TOP_P]`` (run by
+instructions as JSON. Usage: ``python sm90_compile.py s4|s4d|s4-unet BATCH [TOP_P]`` (the
+U-Net: its SC09 sizes with the down path's layers and skips; run by
 ``test_triton.py`` in a fresh interpreter, without ``TRITON_INTERPRET``)."""
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ def report(sampler: fused.FusedSampler, tier: int, top_p: float) -> dict[str, in
 def main() -> None:
     name, batch = sys.argv[1], int(sys.argv[2])
     top_p = float(sys.argv[3]) if len(sys.argv) > 3 else 0.95
-    model = build_sashimi(SaShiMiModelConfig(kernel=kernel(name))).eval()
+    unet = name.endswith("-unet")
+    config = SaShiMiModelConfig(kernel=kernel(name.removesuffix("-unet")), unet=unet)
+    model = build_sashimi(config).eval()
     sampler = fused.FusedSampler(fused.FusedSaShiMi(model), batch, backend="triton")
     # The outer tier with the nucleus (its largest variant), the inner ones as they run.
     tiers = [report(sampler, i, top_p if i == 0 else 1.0) for i in range(len(sampler.f.tiers))]

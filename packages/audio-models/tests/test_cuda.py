@@ -32,6 +32,9 @@ def _models() -> dict[str, torch.nn.Module]:
                                                        bits=4, kernel=kernel("s4", d_state=8))),
         "sashimi-s4d": build_sashimi(SaShiMiModelConfig(d_model=16, n_layers=1, pool=(2, 2),
                                                         bits=4, kernel=kernel("s4d", d_state=8))),
+        "sashimi-s4-unet": build_sashimi(SaShiMiModelConfig(d_model=16, n_layers=1, pool=(2, 2),
+                                                            bits=4, unet=True,
+                                                            kernel=kernel("s4", d_state=8))),
         "wavenet": build_wavenet(WaveNetConfig(residual_channels=8, dilation_channels=8,
                                                skip_channels=16, end_channels=16, layers=3,
                                                blocks=2, d_model=8, d_output=8, bits=4)),
@@ -86,7 +89,7 @@ def _forced_logits(sampler: object, eager: EagerStepper, tokens: torch.Tensor) -
     return worst
 
 
-@pytest.mark.parametrize("name", ["sashimi-s4", "sashimi-s4d"])
+@pytest.mark.parametrize("name", ["sashimi-s4", "sashimi-s4d", "sashimi-s4-unet"])
 @pytest.mark.parametrize("graph", [False, True])
 def test_the_triton_engine_on_the_gpu_equals_the_eager_step(name: str, graph: bool) -> None:
     from audio_models.fast import fused

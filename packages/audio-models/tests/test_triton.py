@@ -38,7 +38,11 @@ VARIANTS: dict[str, dict[str, object]] = {
     # S4's discrete form at rank 2 (HiPPO legt) and with a trained Q of its own (not P)
     "s4-legt-rank2": {"pool": (2,), "kernel": kernel("s4", d_state=8, init="legt", rank=2)},
     "s4-separate-q": {"pool": (2,), "kernel": kernel("s4", d_state=8, separate_q=True)},
-}
+    # the U-Net: down layers before each pool, skips into the up layers
+    "s4-unet": {"pool": (2, 2), "unet": True, "n_layers": 2},
+    "s4d-unet-layernorm-no-ff": {"pool": (2,), "unet": True, "norm": "layer", "ff": 0,
+                                 "kernel": kernel("s4d", d_state=8)},
+}  # fmt: skip
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -92,6 +96,9 @@ def test_the_twin_equals_the_eager_step(variant: str, dtype: torch.dtype) -> Non
         ("s4-legt-rank2", torch.float32, 2),
         ("s4-legt-rank2", torch.float64, 1),
         ("s4-separate-q", torch.float64, 2),
+        ("s4-unet", torch.float32, 2),
+        ("s4-unet", torch.float64, 1),
+        ("s4d-unet-layernorm-no-ff", torch.float64, 3),
     ],
 )
 def test_the_kernel_equals_the_eager_step(variant: str, dtype: torch.dtype, batch: int) -> None:
@@ -221,7 +228,6 @@ def test_auto_picks_triton_only_on_cuda_and_says_why_not_elsewhere() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"unet": True, "pool": (2, 2)}, "not its U-Net"),
         ({"pool": (2, 3)}, "power-of-two sizes"),
     ],
 )
@@ -242,13 +248,14 @@ def test_on_the_cpu_without_the_interpreter_the_engine_says_where_it_runs(
 
 # -- compiled for the GPU, on the CPU ----------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["s4", "s4d"])
+@pytest.mark.parametrize("name", ["s4", "s4d", "s4-unet"])
 @pytest.mark.parametrize("batch", [1, 64])
 def test_every_kernel_variant_of_the_sc09_preset_compiles_for_sm90_without_spills(
     name: str, batch: int
 ) -> None:
-    """The paper's SC09 model (widths 64 / 128 / 256, 8 layers per tier, float32): every
-    tier's kernel compiles for sm_90 with no local-memory spills (no stack, no LDL / STL).
+    """The paper's SC09 model (widths 64 / 128 / 256, 8 layers per tier, float32), and its
+    U-Net (down layers and skips in each tier): every tier's kernel compiles for sm_90 with
+    no local-memory spills (no stack, no LDL / STL).
     Compiled in a fresh interpreter without ``TRITON_INTERPRET`` (the interpreter's kernels
     cannot be compiled)."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}

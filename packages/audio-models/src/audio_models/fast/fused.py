@@ -24,9 +24,10 @@ reported log-likelihood is the model's (temperature 1, no truncation), as for ev
 The random stream differs from the eager engine's ``torch.multinomial`` (same distribution,
 reproducible from the caller's generator).
 
-Supported: causal, non-U-Net SaShiMi language models whose widths, state sizes, classes and
-pools are powers of two, with S4D or S4 (DPLR, any rank, ``Q`` tied to ``P`` or not) kernels;
-anything else is refused with the reason (:class:`~audio_models.sampling.EngineUnavailable`).
+Supported: causal SaShiMi language models (the paper's or its U-Net, with as many up layers
+as down layers per tier) whose widths, state sizes, classes and pools are powers of two,
+with S4D or S4 (DPLR, any rank, ``Q`` tied to ``P`` or not) kernels; anything else is
+refused with the reason (:class:`~audio_models.sampling.EngineUnavailable`).
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ class FusedTier:
     """One tier's layers stacked for the kernel (every tensor on the model's device).
 
     ``pool``: this tier's frame length (0 for the centre); ``n``: its S4 layers, each
-    followed by a feed-forward layer of width ``f`` when ``f > 0``; ``kin`` / ``kout``: the
+    followed by a feed-forward layer of width ``f`` when ``f > 0`` (in the U-Net the first
+    ``nd`` of them are the down path's, then as many for the up path); ``kin`` / ``kout``: the
     finer tier's frame width (its pool times its width; 0 for the outer tier).
 
     The recurrence's tables (``ssm``, ``(n, 6 + 4 rank, d, m)``, real and imaginary parts)
@@ -114,6 +116,7 @@ class FusedTier:
     m: int
     glu: bool
     rank: int  # of S4's low-rank correction; 0 for S4D
+    nd: int = 0  # the U-Net's down S4 layers, before the up ones (each with its feed-forward)
     kin: int = 0
     w: dict[str, Tensor] = field(default_factory=dict)
 
@@ -125,9 +128,15 @@ def _norm_params(norm: nn.Module, d: int) -> Tensor:
     return torch.stack([norm.weight, norm.bias])
 
 
-def _stack_tier(layers: list[Residual], d: int, pool: int) -> FusedTier:
+def _stack_tier(layers: list[Residual], d: int, pool: int, n_down: int = 0) -> FusedTier:
+    """The residual ``layers`` of one tier (in the U-Net the ``n_down`` of its down path, then
+    as many of its up path) stacked for the kernel."""
     from ssm_kernels.block import S4Block
 
+    if n_down and (2 * n_down != len(layers)):
+        raise EngineUnavailable(
+            "the triton engine runs U-Nets with as many up layers as down layers in each tier"
+        )
     if not layers:
         raise EngineUnavailable("the triton engine needs at least one layer in every tier")
     ff = isinstance(layers[1].layer, FeedForward) if len(layers) > 1 else False
@@ -189,7 +198,10 @@ def _stack_tier(layers: list[Residual], d: int, pool: int) -> FusedTier:
         }
     glu = bool(blocks[0].glu)
     rank = kinds_seen.pop()[1]
-    return FusedTier(d=d, pool=pool, n=len(s4s), f=f, m=m, glu=glu, rank=rank, w=w)
+    nd = n_down // 2 if ffs else n_down
+    if ff and n_down % 2:
+        raise EngineUnavailable("the triton engine needs whole S4 + feed-forward pairs per path")
+    return FusedTier(d=d, pool=pool, n=len(s4s), f=f, m=m, glu=glu, rank=rank, nd=nd, w=w)
 
 
 class FusedSaShiMi:
@@ -203,8 +215,7 @@ class FusedSaShiMi:
 
     def __init__(self, model: Any, device: torch.device | str | None = None) -> None:
         backbone = causal_sashimi(model, "triton")
-        if backbone.unet:
-            raise EngineUnavailable("the triton engine runs the paper's SaShiMi, not its U-Net")
+        self.unet = bool(backbone.unet)
         norms = [r.norm for r in backbone.residual_layers()]
         self.layer_norm = isinstance(norms[0], nn.LayerNorm) if norms else False
         if any(isinstance(n, nn.LayerNorm) != self.layer_norm for n in norms):
@@ -226,8 +237,9 @@ class FusedSaShiMi:
         with torch.no_grad():
             tiers = []
             for i, (downs, _pool, _up, ups) in enumerate(backbone._tiers):
-                assert not downs  # only the U-Net has down layers
-                tiers.append(_stack_tier(ups, backbone.widths[i], self.pools[i]))
+                downs = list(downs)  # only the U-Net has down layers
+                tiers.append(_stack_tier(downs + list(ups), backbone.widths[i], self.pools[i],
+                                         len(downs)))  # fmt: skip
             centre: list[Any] = list(backbone.c_layers)
             d_c = int(centre[0].layer.d_model) if centre else 0
             tiers.append(_stack_tier(centre, d_c, 0))
@@ -299,6 +311,14 @@ class FusedSaShiMi:
         t = self.tiers[i]
         x = self.emb[b.tokens[pos]] if i == 0 else torch.addmm(t.w["bdp"], b.downs[i - 1],
                                                                 t.w["wdp"])  # fmt: skip
+        skips = [x]  # the U-Net's: the input and every down residual layer's output
+        for li in range(t.nd):
+            x = self._s4(t, li, x, b.states[i][:, li])
+            skips.append(x)
+            if t.f:
+                x = self._ff(t, li, x)
+                skips.append(x)
+        skips.pop()
         if t.pool:
             at = slice(slot * t.d, (slot + 1) * t.d)
             s = x + b.ups[i][:, at]
@@ -306,11 +326,15 @@ class FusedSaShiMi:
         else:
             s = x
         h = s
-        for li in range(t.n):
+        for li in range(t.nd, t.n):
             h = self._s4(t, li, h, b.states[i][:, li])
+            if t.nd:
+                h = h + skips.pop()
             if t.f:
                 h = self._ff(t, li, h)
-        out = h + s
+                if t.nd:
+                    h = h + skips.pop()
+        out = h if t.nd else h + s
         if i > 0:
             b.ups[i - 1].copy_(torch.addmm(t.w["bup"], out, t.w["wup"]))
         else:
@@ -347,7 +371,8 @@ class Buffers:
     chosen at position ``j``; ``forced`` / ``use (P, B)``: the prefix tokens to take instead
     of sampling; ``logits (P, B, C)``, ``logp (P, B)``: per position; ``seed``, ``counter``:
     the noise key; per tier, the S4 states ``(B, n, 2, d, M)`` and (but the centre) the
-    ``(B, pool d)`` down and up frame buffers; the kernel's scratch rows.
+    ``(B, pool d)`` down and up frame buffers; the kernel's scratch rows and (the U-Net)
+    each row's skips (flat, ``B`` times the widest tier's skips, the kernel's ``SKW``).
     """
 
     tokens: Tensor
@@ -358,6 +383,7 @@ class Buffers:
     seed: Tensor
     counter: Tensor
     scratch: Tensor
+    skips: Tensor
     rows: Tensor
     classes: Tensor
     states: list[Tensor]
@@ -366,19 +392,25 @@ class Buffers:
 
     def flat(self) -> list[Tensor]:
         fixed = [self.tokens, self.forced, self.use, self.logits, self.logp, self.seed,
-                 self.counter, self.scratch, self.rows, self.classes]  # fmt: skip
+                 self.counter, self.scratch, self.skips, self.rows, self.classes]  # fmt: skip
         return [*fixed, *self.states, *self.downs, *self.ups]
 
     @classmethod
     def from_flat(cls, flat: list[Tensor] | tuple[Tensor, ...], tiers: int) -> Buffers:
-        (tokens, forced, use, logits, logp, seed, counter, scratch, rows, classes), rest = (
-            flat[:10],
-            list(flat[10:]),
+        (tokens, forced, use, logits, logp, seed, counter, scratch, skips, rows, classes), rest = (
+            flat[:11],
+            list(flat[11:]),
         )
         pools = tiers - 1
-        return cls(tokens, forced, use, logits, logp, seed, counter, scratch, rows, classes,
-                   states=rest[:tiers], downs=rest[tiers : tiers + pools],
+        return cls(tokens, forced, use, logits, logp, seed, counter, scratch, skips, rows,
+                   classes, states=rest[:tiers], downs=rest[tiers : tiers + pools],
                    ups=rest[tiers + pools :])  # fmt: skip
+
+
+def _skip_width(t: FusedTier) -> int:
+    """A row's skips in tier ``t`` (the U-Net's): the input and every down residual layer's
+    output."""
+    return (t.nd * (2 if t.f else 1) + 1) * t.d if t.nd else 1
 
 
 def _block(batch: int) -> int:
@@ -416,6 +448,7 @@ class FusedSampler(BlockSampler):
             seed=torch.zeros(1, dtype=torch.long, device=dev),
             counter=torch.zeros(1, dtype=torch.long, device=dev),
             scratch=torch.zeros(B, 2 * sw, dtype=dt, device=dev),
+            skips=torch.zeros(B * max(map(_skip_width, fused.tiers)), dtype=dt, device=dev),
             rows=torch.arange(B, device=dev),
             classes=torch.arange(C, device=dev),
             states=[torch.zeros(B, t.n, 2, t.d, t.m, dtype=dt, device=dev) for t in fused.tiers],
@@ -476,13 +509,14 @@ class FusedSampler(BlockSampler):
             w["n1"], w["ssm"], w["dsk"], w["wo"], w["bo"], w.get("n2", dummy),
             w.get("w1", dummy), w.get("b1", dummy), w.get("w2", dummy), w.get("b2", dummy),
             b.states[i], w.get("wup", dummy), w.get("bup", dummy),
-            b.ups[i - 1] if i > 0 else dummy,
+            b.ups[i - 1] if i > 0 else dummy, b.skips,
             f.fn, f.wh, f.bh, b.logits, b.logp, b.forced, b.use, b.seed, b.counter,
             pos, float(temperature or 1.0), float(top_p), b.scratch, self.batch, f.eps,
             f.head_eps,
         ]  # fmt: skip
         constants = dict(
-            BB=BB, D=t.d, M=t.m, NL=t.n, F=max(t.f, 1), POOL=max(t.pool, 1), KIN=max(t.kin, 1),
+            BB=BB, D=t.d, M=t.m, NL=t.n, ND=t.nd, SKW=_skip_width(t), F=max(t.f, 1),
+            POOL=max(t.pool, 1), KIN=max(t.kin, 1),
             KOUT=kout, C=f.classes, PERIOD=self.period, SW=self.sw,
             HC=min(t.d, _floor2(ssm_tile // (BB * t.m))), KC_IN=kc(max(t.kin, 1), t.d),
             KC_O=kc(t.d, t.d), KC_F1=kc(t.d, max(t.f, 1)), KC_F2=kc(max(t.f, 1), t.d),

@@ -66,6 +66,21 @@ def _put(scr, rows, rmask, SW2: tl.constexpr, off: tl.constexpr, x, W: tl.conste
 
 
 @triton.jit
+def _skip_put(skip_ptr, rows, rmask, SKW: tl.constexpr, j, x, D: tl.constexpr):
+    """Keep ``x (BB, D)`` as skip ``j`` of the rows (``skip (B, SKW)``, ``D`` values each)."""
+    cols = tl.arange(0, D)
+    tl.store(skip_ptr + rows[:, None] * SKW + j * D + cols[None, :], x, mask=rmask[:, None])
+    tl.debug_barrier()
+
+
+@triton.jit
+def _skip_get(skip_ptr, rows, rmask, SKW: tl.constexpr, j, D: tl.constexpr):
+    cols = tl.arange(0, D)
+    return tl.load(skip_ptr + rows[:, None] * SKW + j * D + cols[None, :], mask=rmask[:, None],
+                   other=0.0)  # fmt: skip
+
+
+@triton.jit
 def _norm(x, p_ptr, D: tl.constexpr, LAYER_NORM: tl.constexpr, eps, rmask):
     """LayerNorm (``p``: weight, bias) or the reference's scalar norm (``p``: m, s repeated
     over the ``D`` channels) of ``x (BB, D)``; biased variance (rows past the batch, all
@@ -160,10 +175,11 @@ def _ff_layer(h, li, rows, rmask, n2_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, scr, e
 def tier_kernel(
     tokens_ptr, emb_ptr, frame_ptr, wdp_ptr, bdp_ptr, up_ptr, down_ptr, slot,
     n1_ptr, ssm_ptr, dsk_ptr, wo_ptr, bo_ptr, n2_ptr, w1_ptr, b1_ptr, w2_ptr,
-    b2_ptr, state_ptr, wup_ptr, bup_ptr, upout_ptr,
+    b2_ptr, state_ptr, wup_ptr, bup_ptr, upout_ptr, skip_ptr,
     fn_ptr, wh_ptr, bh_ptr, logits_ptr, logp_ptr, forced_ptr, use_ptr, seed_ptr, counter_ptr,
     pos, temperature, top_p, scr, B, eps, head_eps,
-    BB: tl.constexpr, D: tl.constexpr, M: tl.constexpr, NL: tl.constexpr, F: tl.constexpr,
+    BB: tl.constexpr, D: tl.constexpr, M: tl.constexpr, NL: tl.constexpr, ND: tl.constexpr,
+    SKW: tl.constexpr, F: tl.constexpr,
     POOL: tl.constexpr, KIN: tl.constexpr, KOUT: tl.constexpr, C: tl.constexpr,
     PERIOD: tl.constexpr, SW: tl.constexpr, HC: tl.constexpr, KC_IN: tl.constexpr,
     KC_O: tl.constexpr, KC_F1: tl.constexpr, KC_F2: tl.constexpr, KC_UP: tl.constexpr,
@@ -190,6 +206,18 @@ def tier_kernel(
         x = tl.load(emb_ptr + tok[:, None] * D + dcol[None, :], mask=rmask[:, None], other=0.0)
     else:
         x = _mv(frame_ptr, KIN, rows, rmask, wdp_ptr, D, bdp_ptr, BB, KIN, D, KC_IN)
+    FF: tl.constexpr = 1 + HAS_FF  # residual layers per S4 layer
+    if ND > 0:  # the U-Net's down path: skips (the input, each residual's output) kept
+        _skip_put(skip_ptr, rows, rmask, SKW, 0, x, D)
+        for li in range(ND):
+            x = _s4_layer(x, li, rows, rmask, n1_ptr, ssm_ptr, dsk_ptr, wo_ptr, bo_ptr,
+                          state_ptr, scr, eps, BB, D, M, NL, SW, HC, KC_O, GLU, RANK,
+                          LAYER_NORM)  # fmt: skip
+            _skip_put(skip_ptr, rows, rmask, SKW, li * FF + 1, x, D)
+            if HAS_FF:
+                x = _ff_layer(x, li, rows, rmask, n2_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, scr,
+                              eps, BB, D, F, SW, KC_F1, KC_F2, LAYER_NORM)  # fmt: skip
+                _skip_put(skip_ptr, rows, rmask, SKW, li * FF + 2, x, D)
     if CENTER:
         s = x
     else:
@@ -197,35 +225,17 @@ def tier_kernel(
         s = x + tl.load(up_ptr + at, mask=rmask[:, None], other=0.0)
         tl.store(down_ptr + at, x, mask=rmask[:, None])
     h = s
-    for li in range(NL):
-        h = _s4_layer(
-            h,
-            li,
-            rows,
-            rmask,
-            n1_ptr,
-            ssm_ptr,
-            dsk_ptr,
-            wo_ptr,
-            bo_ptr,
-            state_ptr,
-            scr,
-            eps,
-            BB,
-            D,
-            M,
-            NL,
-            SW,
-            HC,
-            KC_O,
-            GLU,
-            RANK,
-            LAYER_NORM,
-        )
+    for li in range(ND, NL):  # then the U-Net's up path pops the skips: the latest first
+        h = _s4_layer(h, li, rows, rmask, n1_ptr, ssm_ptr, dsk_ptr, wo_ptr, bo_ptr, state_ptr,
+                      scr, eps, BB, D, M, NL, SW, HC, KC_O, GLU, RANK, LAYER_NORM)  # fmt: skip
+        if ND > 0:
+            h += _skip_get(skip_ptr, rows, rmask, SKW, (2 * ND - li) * FF - 1, D)
         if HAS_FF:
             h = _ff_layer(h, li, rows, rmask, n2_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, scr, eps,
                           BB, D, F, SW, KC_F1, KC_F2, LAYER_NORM)  # fmt: skip
-    out = h + s
+            if ND > 0:
+                h += _skip_get(skip_ptr, rows, rmask, SKW, (2 * ND - li) * FF - 2, D)
+    out = h if ND > 0 else h + s
     if POOL_OUT:
         _put(scr, rows, rmask, SW2, 0, out, D)
         up = _mv(scr, SW2, rows, rmask, wup_ptr, KOUT, bup_ptr, BB, D, KOUT, KC_UP)
