@@ -10,7 +10,7 @@ For each model preset (the paper's SC09 sizes), in its own fresh interpreter:
   ``8 * --steps`` steps (``--steps`` at batch 64), batches split across the threads;
 - ``sample_b{1,16,64}_compiled``: the same steps with the sampling inside the C step (SaShiMi:
   ``CompiledStepper.sample_block``, 128 steps per call, a block's Exp(1) noise drawn at once,
-  as ``generate()`` samples at ``top_p = 1``), temperature 1;
+  as ``generate()`` samples), temperature 1, ``top_p = 1``;
 - ``generate_b{B}_triton`` (CUDA): the ``triton`` engine, ``8 * --steps`` steps of free
   sampling at each ``--gen-batches`` batch, a period per CUDA graph replay
   (``triton_setup_b{B}_s``: compiling and capturing);

@@ -11,6 +11,7 @@ import itertools
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -253,13 +254,26 @@ def test_sampling_inside_the_c_step_draws_the_eager_clips(
     # SaShiMi's C step samples a block of 128 steps per call (noise drawn per block): the
     # clips are the eager engine's draw for draw, across block boundaries, with and without a
     # prefix (forced inside and across a block), for a team (batch 1 on 2 threads), a split
-    # batch and one thread. top_p < 1 samples step by step, as eager does.
+    # batch and one thread.
+    _same_clips(batch, threads, {"temperature": temperature}, prefix_len)
+
+
+@needs_cc
+@pytest.mark.parametrize(("batch", "threads"), [(1, 2), (3, 1), (2, 2)])
+@pytest.mark.parametrize(("temperature", "top_p"), [(1.0, 0.9), (0.7, 0.5), (1.3, 0.99)])
+def test_nucleus_sampling_inside_the_c_step_draws_the_eager_clips(
+    batch: int, threads: int, temperature: float, top_p: float
+) -> None:
+    # The nucleus is masked in C as sample_logits masks it (ranked, the mass before each class).
+    _same_clips(batch, threads, {"temperature": temperature, "top_p": top_p}, 5)
+
+
+def _same_clips(batch: int, threads: int, options: dict[str, float], prefix_len: int) -> None:
     model = tiny(torch.float64, **VARIANTS["s4-glu-pool-2-3"])
     prefix = torch.randint(0, 16, (3, prefix_len), generator=torch.Generator().manual_seed(2))
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        options = {"prefix": prefix if prefix_len else None, "temperature": temperature}
         runs = {
             engine: model.generate(
                 3,
@@ -267,7 +281,8 @@ def test_sampling_inside_the_c_step_draws_the_eager_clips(
                 batch=batch,
                 engine=engine,
                 generator=torch.Generator().manual_seed(4),
-                **options,
+                prefix=prefix if prefix_len else None,
+                **options,  # type: ignore[arg-type]
             )
             for engine in ("eager", "compiled")
         }
@@ -489,27 +504,27 @@ def test_generate_keeps_torch_on_one_thread_while_the_c_step_runs_its_own(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Idle OpenMP workers spin on the cores the C step's threads need: while a split batch
-    # steps, torch's per-sample ops run on one thread; the caller's count comes back after.
-    # (top_p < 1: sampled step by step, after each C step.)
+    # steps, torch's per-sample ops (the block's noise) run on one thread; the caller's count
+    # comes back after.
     seen: list[int] = []
-    step = fast.CompiledStepper.step
+    sample_block = fast.CompiledStepper.sample_block
 
-    def recording(self: fast.CompiledStepper, prev: torch.Tensor) -> torch.Tensor:
+    def recording(self: fast.CompiledStepper, *args: Any) -> tuple[torch.Tensor, torch.Tensor]:
         seen.append(torch.get_num_threads())
-        return step(self, prev)
+        return sample_block(self, *args)
 
-    monkeypatch.setattr(fast.CompiledStepper, "step", recording)
+    monkeypatch.setattr(fast.CompiledStepper, "sample_block", recording)
     model = tiny(**VARIANTS["s4-glu-pool-2-3"])
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        model.generate(2, 8, batch=2, engine="compiled", top_p=0.9)
-        assert seen == [1] * 8
+        model.generate(2, 200, batch=2, engine="compiled", top_p=0.9)
+        assert seen == [1] * 2  # 128 steps per block
         assert torch.get_num_threads() == 2
         seen.clear()
         torch.set_num_threads(1)  # one part: nothing to change
-        model.generate(2, 8, batch=2, engine="compiled", top_p=0.9)
-        assert seen == [1] * 8
+        model.generate(2, 200, batch=2, engine="compiled", top_p=0.9)
+        assert seen == [1] * 2
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

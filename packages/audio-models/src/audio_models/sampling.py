@@ -95,8 +95,7 @@ class Stepper(ABC):
 
 class SamplingStepper(Stepper):
     """A stepper that can also sample inside its own step, ``block`` steps per call
-    (SaShiMi's C step); :func:`generate` uses that at ``top_p = 1`` and samples after each
-    :meth:`step` otherwise."""
+    (SaShiMi's C step); :func:`generate` uses that (at every ``temperature`` and ``top_p``)."""
 
     #: Steps per :meth:`sample_block` call.
     block: int
@@ -104,12 +103,20 @@ class SamplingStepper(Stepper):
 
     @abstractmethod
     def sample_block(
-        self, prev: Tensor, n: int, forced: Tensor, noise: Tensor | None, temperature: float
+        self,
+        prev: Tensor,
+        n: int,
+        forced: Tensor,
+        noise: Tensor | None,
+        temperature: float,
+        top_p: float = 1.0,
     ) -> tuple[Tensor, Tensor]:
         """``n`` steps from ``prev (batch,)``: the first ``len(forced)`` take ``forced (k,
-        batch)``, the others draw ``argmax(softmax(logits / temperature) / noise)`` with
-        ``noise (n - k, batch, classes)`` Exp(1) draws (``None``: argmax of the logits) ->
-        ``(tokens (n, batch), the drawn tokens' log-probabilities summed (batch,))``."""
+        batch)``, the others draw ``argmax(p / noise)`` with ``p = softmax(logits /
+        temperature)`` (zero outside the nucleus when ``top_p < 1``, as in
+        :func:`sample_logits`) and ``noise (n - k, batch, classes)`` Exp(1) draws (``None``:
+        argmax of the logits) -> ``(tokens (n, batch), the drawn tokens' log-probabilities
+        summed (batch,))``."""
 
 
 class EagerStepper(Stepper):
@@ -300,11 +307,7 @@ def generate(
             threads = torch.get_num_threads()
             if stepper.own_threads:
                 torch.set_num_threads(1)
-            fill = (
-                _sample_in_blocks
-                if isinstance(stepper, SamplingStepper) and top_p == 1.0
-                else _step_through
-            )
+            fill = _sample_in_blocks if isinstance(stepper, SamplingStepper) else _step_through
             try:
                 fill(stepper, prev, samples[lo:hi], loglik[lo:hi],
                      prefix[lo:hi] if prefix is not None else None, temperature, top_p,
@@ -365,12 +368,11 @@ def _sample_in_blocks(
     generator: torch.Generator | None,
     progress: Callable[[int], Any] | None,
 ) -> None:
-    """:func:`_step_through` (same arguments; ``top_p`` must be 1) for a
-    :class:`SamplingStepper`, ``stepper.block`` steps per call. The noise of a block's draws
+    """:func:`_step_through` (same arguments) for a :class:`SamplingStepper`,
+    ``stepper.block`` steps per call. The noise of a block's draws
     is drawn at once, which gives the stream of per-step draws (``exponential_`` fills in
     order: tested), so the clips are those of :func:`sample_logits` step by step."""
     assert isinstance(stepper, SamplingStepper)
-    assert top_p == 1.0
     b, length = samples.shape
     prefix_len = prefix.shape[1] if prefix is not None else 0
     classes = stepper.classes
@@ -387,7 +389,7 @@ def _sample_in_blocks(
         if temperature > 0 and n > k:
             noise = torch.empty(n - k, b, classes, dtype=torch.float64)
             noise.exponential_(generator=generator)
-        tokens, logp = stepper.sample_block(prev, n, forced, noise, temperature)
+        tokens, logp = stepper.sample_block(prev, n, forced, noise, temperature, top_p)
         samples[:, t0 : t0 + n] = tokens.t()
         loglik += logp
         prev = tokens[-1]

@@ -501,7 +501,8 @@ def _team_functions(library: ctypes.CDLL) -> None:
     library.sashimi_sample.restype = ctypes.c_int
     library.sashimi_sample.argtypes = [
         ctypes.c_void_p, *_SASHIMI_ARGS, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
-        ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p,
+        ctypes.c_void_p, ctypes.c_int64, ctypes.c_double, ctypes.c_double, ctypes.c_void_p,
+        ctypes.c_void_p,
     ]  # fmt: skip
 
 
@@ -548,11 +549,17 @@ class CompiledStepper(SplitStepper, SamplingStepper):
     block = 128
 
     def sample_block(
-        self, prev: Tensor, n: int, forced: Tensor, noise: Tensor | None, temperature: float
+        self,
+        prev: Tensor,
+        n: int,
+        forced: Tensor,
+        noise: Tensor | None,
+        temperature: float,
+        top_p: float = 1.0,
     ) -> tuple[Tensor, Tensor]:
         """``n`` steps with the sampling in C (``sashimi_sample``): the first ``len(forced)``
         take ``forced (k, batch)``, the others draw as :func:`~audio_models.sampling.
-        sample_logits` does at ``top_p = 1`` from ``noise (n - k, batch, classes)`` (Exp(1)
+        sample_logits` does (the nucleus too) from ``noise (n - k, batch, classes)`` (Exp(1)
         draws, float64; ``None`` at temperature 0) -> ``(tokens (n, batch), the drawn tokens'
         log-probabilities summed (batch,))``.
 
@@ -572,7 +579,7 @@ class CompiledStepper(SplitStepper, SamplingStepper):
                 self.team, *self._args(lo, hi), self.t, c.eps, n, forced.shape[0],
                 forced.data_ptr() + lo * 8 if forced.numel() else None,
                 noise.data_ptr() + lo * c.classes * 8 if noise is not None else None,
-                b, temperature, out.data_ptr() + lo * 8, logp.data_ptr() + lo * 8,
+                b, temperature, top_p, out.data_ptr() + lo * 8, logp.data_ptr() + lo * 8,
             )  # fmt: skip
             return status
 

@@ -68,14 +68,15 @@ enum { SCALAR_NORM = 0, LAYER_NORM = 1 };
 typedef struct team team_t;
 /* Sampling inside the C step (sashimi_sample): n steps, the first n_forced taking the prefix's
  * tokens, the others drawn as torch.multinomial draws them, argmax over classes of p / q with
- * p the tempered softmax in float64 and q the caller's Exp(1) noise (argmax of the logits at
- * temperature 0, noise NULL). Rows are strided by `stride` (the whole batch) in forced, noise
- * and out. */
+ * p the tempered softmax in float64 (top_p < 1: zero outside the nucleus, as
+ * audio_models.sampling.sample_logits masks it) and q the caller's Exp(1) noise (argmax of
+ * the logits at temperature 0, noise NULL). Rows are strided by `stride` (the whole batch) in
+ * forced, noise and out. */
 typedef struct {
     int64_t n, n_forced, stride;
     const int64_t *forced;  /* (n_forced, stride) */
     const double *noise;    /* (n - n_forced, stride, classes), or NULL */
-    double temperature;
+    double temperature, top_p;
     int64_t *out;           /* (n, stride): the tokens */
     double *logp;           /* (batch): += the drawn tokens' log-probabilities (temperature 1) */
 } block_t;
@@ -662,11 +663,36 @@ static int step_body(const ctx_t *c, const int64_t *tokens, real_t *logits, int6
     return 0;
 }
 
+/* The nucleus of probabilities p (n classes): p[k] = 0 for every class whose more likely
+ * classes (ranked by p, descending; equal ones by index) hold a mass of top_p or more, the
+ * mass taken as sample_logits takes it (the running sum, minus p[k]). */
+typedef struct {
+    double p;
+    int64_t k;
+} ranked_t;
+
+static int by_probability(const void *a, const void *b) {
+    const ranked_t *x = a, *y = b;
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return x->k < y->k ? -1 : (x->k > y->k);
+}
+
+static void nucleus(double *p, int64_t n, double top_p) {
+    ranked_t r[n];
+    for (int64_t k = 0; k < n; k++) r[k] = (ranked_t){p[k], k};
+    qsort(r, (size_t)n, sizeof r[0], by_probability);
+    double sum = 0;
+    for (int64_t j = 0; j < n; j++) {
+        sum += r[j].p;
+        if (sum - r[j].p >= top_p) p[r[j].k] = 0;
+    }
+}
+
 /* One draw from a row of logits x (see block_t); lp: the drawn class's log-probability under
  * the model (log_softmax at temperature 1, float64). The first of equal maxima wins, as in
  * torch.argmax. */
 static int64_t draw(const real_t *x, int64_t classes, const double *q, double temperature,
-                    double *lp) {
+                    double top_p, double *lp) {
     double top = x[0];
     for (int64_t k = 1; k < classes; k++) top = x[k] > top ? x[k] : top;
     double sum = 0, e[classes];  /* e: the tempered softmax's numerators */
@@ -687,8 +713,11 @@ static int64_t draw(const real_t *x, int64_t classes, const double *q, double te
             for (int64_t k = 0; k < classes; k++)
                 zsum += e[k] = exp((double)x[k] / temperature - ztop);
         }
+        double p[classes];
+        for (int64_t k = 0; k < classes; k++) p[k] = e[k] / zsum;
+        if (top_p < 1.0) nucleus(p, classes, top_p);
         for (int64_t k = 0; k < classes; k++) {
-            const double p = e[k] / zsum, r = p / q[k];
+            const double r = p[k] / q[k];
             if (r > v) {
                 v = r;
                 best = k;
@@ -719,7 +748,7 @@ static int block_body(const ctx_t *c, const int64_t *prev_in, real_t *logits, in
             } else {
                 const double *q = B->noise != NULL
                     ? B->noise + ((j - B->n_forced) * B->stride + r) * classes : NULL;
-                token = draw(logits + r * classes, classes, q, B->temperature, &lp);
+                token = draw(logits + r * classes, classes, q, B->temperature, B->top_p, &lp);
             }
             prev[r] = token;
             if (c->k == 0) {
@@ -861,8 +890,9 @@ int sashimi_team_step(void *team, const weight_t *w, const int64_t *plan, real_t
 int sashimi_sample(void *team, const weight_t *w, const int64_t *plan, real_t *state,
                    const int64_t *tokens, real_t *logits, int64_t batch, int64_t t, double eps,
                    int64_t n, int64_t n_forced, const int64_t *forced, const double *noise,
-                   int64_t stride, double temperature, int64_t *out, double *logp) {
-    const block_t B = {n, n_forced, stride, forced, noise, temperature, out, logp};
+                   int64_t stride, double temperature, double top_p, int64_t *out,
+                   double *logp) {
+    const block_t B = {n, n_forced, stride, forced, noise, temperature, top_p, out, logp};
     if (team != NULL) {
         if (batch != 1) return 2;
         return team_run(team, w, plan, state, tokens, logits, t, eps, &B);
