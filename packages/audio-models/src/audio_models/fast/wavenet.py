@@ -5,7 +5,8 @@ One call into ``wavenet_step.c`` per sample runs the embedding, every dilated la
 the language model's head for the whole batch, layer by layer, so each weight is read once
 per step. Two products are folded in float64 when the model is laid out: the embedding into
 the start convolution (a table of one row per token) and the last end convolution into the
-head. Sums, activations and queues are float64; weights are stored in the model's precision.
+head. Weights, sums, activations and queues are in the model's precision (float32 models in
+float32, as their eager step).
 The queues start from the eager model's primed state (one convolutional pass over the start
 tokens), so the logits equal the eager step's to float32 rounding for float32 models (tested
 to 1e-4 of their RMS) and to 1e-9 for float64 models.
@@ -93,6 +94,7 @@ class CompiledWaveNet:
         )
         self.weights = np.concatenate(chunks).astype(WEIGHTS[weight])
         self.state_size, self.classes = queue, V
+        self.act_dtype = self.dtype  # activations, queues and logits: the model's precision
         self.scratch_width = R + k * R + 2 * Dc + Dc + S + E
         self.library = load_library(weight, name="wavenet_step", argtypes=_ARGS)
 
@@ -107,13 +109,13 @@ class CompiledWaveNetStepper(SplitStepper):
         self.t = int(primed.t)
         self.state = np.concatenate(
             [
-                q.detach().double().permute(0, 2, 1).reshape(batch, -1).numpy()
+                q.detach().to(compiled.dtype).permute(0, 2, 1).reshape(batch, -1).numpy()
                 for q in primed.queues
             ],
             axis=1,
         )
         self.state = np.ascontiguousarray(self.state)
-        self.scratch = np.zeros(batch * compiled.scratch_width, dtype=np.float64)
+        self.scratch = np.zeros(batch * compiled.scratch_width, dtype=compiled.weights.dtype)
 
     def _pointers(self, lo: int, hi: int) -> tuple[int, ...]:
         c = self.c
