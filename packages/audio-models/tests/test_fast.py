@@ -261,15 +261,19 @@ def test_sampling_inside_the_c_step_draws_the_eager_clips(
 @needs_cc
 @pytest.mark.parametrize(("batch", "threads"), [(1, 2), (3, 1), (2, 2)])
 @pytest.mark.parametrize(("temperature", "top_p"), [(1.0, 0.9), (0.7, 0.5), (1.3, 0.99)])
+@pytest.mark.parametrize("bits", [4, 8])
 def test_nucleus_sampling_inside_the_c_step_draws_the_eager_clips(
-    batch: int, threads: int, temperature: float, top_p: float
+    batch: int, threads: int, temperature: float, top_p: float, bits: int
 ) -> None:
-    # The nucleus is masked in C as sample_logits masks it (ranked, the mass before each class).
-    _same_clips(batch, threads, {"temperature": temperature, "top_p": top_p}, 5)
+    # The nucleus is masked in C as sample_logits masks it (ranked, the mass before each
+    # class; only the classes above a threshold that already holds top_p are ranked).
+    _same_clips(batch, threads, {"temperature": temperature, "top_p": top_p}, 5, bits=bits)
 
 
-def _same_clips(batch: int, threads: int, options: dict[str, float], prefix_len: int) -> None:
-    model = tiny(torch.float64, **VARIANTS["s4-glu-pool-2-3"])
+def _same_clips(
+    batch: int, threads: int, options: dict[str, float], prefix_len: int, bits: int = 4
+) -> None:
+    model = tiny(torch.float64, **{**VARIANTS["s4-glu-pool-2-3"], "bits": bits})
     prefix = torch.randint(0, 16, (3, prefix_len), generator=torch.Generator().manual_seed(2))
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

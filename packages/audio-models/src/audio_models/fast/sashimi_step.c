@@ -678,11 +678,30 @@ static int by_probability(const void *a, const void *b) {
 }
 
 static void nucleus(double *p, int64_t n, double top_p) {
+    /* Only classes of probability >= tau need ranking when those hold a mass of top_p or
+     * more: every other class has them all ranked higher. tau starts at the largest
+     * probability and falls 16-fold until they do, with a margin far above the sums'
+     * rounding (so that the classes below are masked as a ranking of all would mask them),
+     * or to 0 (all ranked). */
+    double tau = 0;
+    for (int64_t k = 0; k < n; k++) tau = p[k] > tau ? p[k] : tau;
+    for (;;) {
+        double mass = 0;
+        for (int64_t k = 0; k < n; k++) mass += p[k] >= tau ? p[k] : 0;
+        if (mass >= top_p + 1e-9 || tau == 0) break;
+        tau = tau > 1e-300 ? tau / 16 : 0;
+    }
     ranked_t r[n];
-    for (int64_t k = 0; k < n; k++) r[k] = (ranked_t){p[k], k};
-    qsort(r, (size_t)n, sizeof r[0], by_probability);
+    int64_t m = 0;
+    for (int64_t k = 0; k < n; k++) {
+        if (p[k] >= tau)
+            r[m++] = (ranked_t){p[k], k};
+        else
+            p[k] = 0;
+    }
+    qsort(r, (size_t)m, sizeof r[0], by_probability);
     double sum = 0;
-    for (int64_t j = 0; j < n; j++) {
+    for (int64_t j = 0; j < m; j++) {
         sum += r[j].p;
         if (sum - r[j].p >= top_p) p[r[j].k] = 0;
     }
