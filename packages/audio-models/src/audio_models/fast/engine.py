@@ -284,15 +284,12 @@ def _ssm(lay: _Layout, kernel: nn.Module) -> tuple[int, int, int, int, int, int]
         d = discrete_dplr(t)
         G, rank = d["G"], d["Z"].shape[0]
         magnitude = G.abs()
-        if bool((magnitude >= SCALED_G[0]).all() and (magnitude <= SCALED_G[1]).all()):
-            # x' = x / G (sashimi_step.c, dplr_blocks): G' = 1, C G, Z conj(G), R / G
-            kind, parts = DPLR_SCALED, [d["E"], d["C"] * G]
-            for z, r in zip(d["Z"], d["R"], strict=True):
-                parts += [z * G.conj(), r / G]
-        else:
-            parts = [d["E"], G, d["C"]]
-            for z, r in zip(d["Z"], d["R"], strict=True):
-                parts += [z, r]
+        scaled = bool((magnitude >= SCALED_G[0]).all() and (magnitude <= SCALED_G[1]).all())
+        # scaled: x' = x / G (sashimi_step.c, dplr_blocks), so G' = 1, C G, Z conj(G), R / G
+        kind = DPLR_SCALED if scaled else DPLR
+        parts = [d["E"], d["C"] * G] if scaled else [d["E"], G, d["C"]]
+        for z, r in zip(d["Z"], d["R"], strict=True):
+            parts += [z * G.conj(), r / G] if scaled else [z, r]
     else:  # in the basis of the states divided by B (sashimi_step.c, ssm_diagonal)
         still = t["B"] == 0  # such a mode stays at zero: A = C B = 0 leave it out
         A, CB = t["A"].masked_fill(still, 0), (t["C"] * t["B"]).masked_fill(still, 0)

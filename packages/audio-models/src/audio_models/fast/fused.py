@@ -198,9 +198,9 @@ def _stack_tier(layers: list[Residual], d: int, pool: int, n_down: int = 0) -> F
         }
     glu = bool(blocks[0].glu)
     rank = kinds_seen.pop()[1]
-    nd = n_down // 2 if ffs else n_down
     if ff and n_down % 2:
         raise EngineUnavailable("the triton engine needs whole S4 + feed-forward pairs per path")
+    nd = n_down // 2 if ff else n_down
     return FusedTier(d=d, pool=pool, n=len(s4s), f=f, m=m, glu=glu, rank=rank, nd=nd, w=w)
 
 

@@ -681,15 +681,18 @@ static void nucleus(double *p, int64_t n, double top_p) {
     /* Only classes of probability >= tau need ranking when those hold a mass of top_p or
      * more: every other class has them all ranked higher. tau starts at the largest
      * probability and falls 16-fold until they do, with a margin far above the sums'
-     * rounding (so that the classes below are masked as a ranking of all would mask them),
-     * or to 0 (all ranked). */
+     * rounding (so that the classes below are masked as a ranking of all would mask them);
+     * after 8 tries (a long tail, or top_p within the margin of 1) all are ranked. */
     double tau = 0;
     for (int64_t k = 0; k < n; k++) tau = p[k] > tau ? p[k] : tau;
-    for (;;) {
+    for (int tries = 1;; tries++, tau /= 16) {
         double mass = 0;
         for (int64_t k = 0; k < n; k++) mass += p[k] >= tau ? p[k] : 0;
-        if (mass >= top_p + 1e-9 || tau == 0) break;
-        tau = tau > 1e-300 ? tau / 16 : 0;
+        if (mass >= top_p + 1e-9) break;
+        if (tries == 8) {
+            tau = 0;
+            break;
+        }
     }
     ranked_t r[n];
     int64_t m = 0;
