@@ -49,16 +49,23 @@ def timed(
 
 def run_cases(script: str, names: Iterable[str]) -> dict[str, Any]:
     """Run ``script`` once per name with this command line plus ``--case NAME`` (each case in
-    a fresh interpreter, so its peak memory is its own); collect the JSON each prints last."""
-    results = {}
+    a fresh interpreter, so its peak memory is its own); collect the JSON each prints last. A
+    case that fails is reported as ``{"error": ...}`` (its output's last lines, also echoed to
+    stderr) and the others still run."""
+    results: dict[str, Any] = {}
     for name in names:
         proc = subprocess.run(
             [sys.executable, script, *sys.argv[1:], "--case", name],
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
         )
-        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+        if proc.returncode == 0:
+            results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+            continue
+        sys.stderr.write(f"case {name} failed (exit {proc.returncode}):\n{proc.stderr}")
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        results[name] = {"error": f"exit {proc.returncode}", "output": tail}
     return results
 
 
@@ -76,7 +83,10 @@ def run(
         print(json.dumps(run_case(args.case, args)))
         return
     threads = int(getattr(args, "threads", 0) or 0)
-    report(benchmark, args.device, sizes, run_cases(script, names), threads)
+    results = run_cases(script, names)
+    report(benchmark, args.device, sizes, results, threads)
+    if any("error" in r for r in results.values()):
+        sys.exit(1)
 
 
 def report(

@@ -11,9 +11,10 @@ For each model preset (the paper's SC09 sizes), in its own fresh interpreter:
 - ``sample_b{1,16,64}_compiled``: the same steps with the sampling inside the C step (SaShiMi:
   ``CompiledStepper.sample_block``, 128 steps per call, a block's Exp(1) noise drawn at once,
   as ``generate()`` samples), temperature 1, ``top_p = 1``;
-- ``generate_b{B}_triton`` (CUDA): the ``triton`` engine, ``8 * --steps`` steps of free
-  sampling at each ``--gen-batches`` batch, a period per CUDA graph replay
-  (``triton_setup_b{B}_s``: compiling and capturing);
+- ``generate_b{B}_triton`` (CUDA): the ``triton`` engine, free sampling at each
+  ``--gen-batches`` batch, a period per CUDA graph replay, up to ``8 * --steps`` steps per
+  run (fewer where a run would pass 0.5 s) (``triton_setup_b{B}_s``: compiling and
+  capturing);
 - ``train``: one forward + backward of the teacher-forced loss at ``--batch`` x ``--length``
   samples: samples (tokens) per second;
 - ``peak_mib``: peak resident memory (CPU) or peak CUDA allocation.
@@ -136,10 +137,14 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
             sampler.start(start_token=model.start_token, seed=seed, temperature=1.0, top_p=1.0)
             sync()
             out[f"triton_setup_b{batch}_s"] = round(time.perf_counter() - start, 3)
-            periods = max(1, args.steps * 8 // sampler.period)
             shape = (sampler.period, batch)
             none = (torch.zeros(shape, dtype=torch.long, device=device),
                     torch.zeros(shape, dtype=torch.int32, device=device))  # fmt: skip
+            start = time.perf_counter()  # one period, to size the timed runs to ~0.5 s
+            sampler.run(*none)
+            sync()
+            once = time.perf_counter() - start
+            periods = max(1, min(args.steps * 8 // sampler.period, int(0.5 / once)))
 
             def fused(sampler: Any = sampler, periods: int = periods, none: Any = none) -> None:
                 for _ in range(periods):
@@ -149,6 +154,8 @@ def run_case(name: str, args: argparse.Namespace) -> dict[str, Any]:
             result["steps_per_s"] = round(periods * sampler.period / result["median_s"], 1)
             result["samples_per_s"] = result.pop("items_per_s")
             out[f"generate_b{batch}_triton"] = result
+    if args.train_runs == 0:
+        return out
     model.train()
     x = torch.randint(0, model.n_classes, (args.batch, args.length), device=device)
 
@@ -174,7 +181,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="timed generation runs (3)")
     parser.add_argument("--batch", type=int, default=16, help="training batch (16)")
     parser.add_argument("--length", type=int, default=16000, help="training length (16000)")
-    parser.add_argument("--train-runs", type=int, default=2, help="timed training steps (2)")
+    parser.add_argument(
+        "--train-runs", type=int, default=2, help="timed training steps (2; 0: no training row)"
+    )
     parser.add_argument(
         "--engines",
         nargs="+",

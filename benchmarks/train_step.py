@@ -31,8 +31,20 @@ def main() -> None:
     parser.add_argument("--kernel", default="s4", choices=["s4", "s4d"], help="SSM kernel (s4)")
     parser.add_argument("--batch", type=int, default=16, help="batch size (16)")
     parser.add_argument("--length", type=int, default=16000, help="samples per example (16000)")
-    parser.add_argument("--runs", type=int, default=3, help="timed steps after one warm-up (3)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="timed steps after one warm-up (3; 0: the warm-up alone, to fill compile caches)",
+    )
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument(
+        "--compile",
+        default="none",
+        choices=["none", "inductor", "eager"],
+        help="run the forward under torch.compile(fullgraph=True) with this backend, as "
+        "train.compile does (none); the warm-up step compiles and is reported apart",
+    )
     args = parser.parse_args()
 
     import torch
@@ -53,23 +65,31 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    forward = (
+        model
+        if args.compile == "none"
+        else torch.compile(model, fullgraph=True, backend=args.compile)
+    )
+
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
-            loss = model(x)
+            loss = forward(x)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
 
+    start = time.perf_counter()
     step()
     sync()
+    first = time.perf_counter() - start
     times = []
     for _ in range(args.runs):
         start = time.perf_counter()
         step()
         sync()
         times.append(time.perf_counter() - start)
-    median = statistics.median(times)
+    median = statistics.median(times) if times else float("nan")
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**20
         name = torch.cuda.get_device_name()
@@ -88,10 +108,12 @@ def main() -> None:
                 "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
                 "sizes": {"batch": args.batch, "length": args.length},
                 "precision": args.precision,
+                "compile": args.compile,
+                "first_step_s": round(first, 2),
                 "runs": args.runs,
                 "median_s": round(median, 4),
-                "min_s": round(min(times), 4),
-                "max_s": round(max(times), 4),
+                "min_s": round(min(times, default=float("nan")), 4),
+                "max_s": round(max(times, default=float("nan")), 4),
                 "tokens_per_s": round(args.batch * args.length / median, 1),
                 "peak_mib": round(peak, 1),
             },
