@@ -358,7 +358,16 @@ class DPLRKernel(SSMKernel):
     def forward(
         self, L: int, state: Tensor | None = None, rate: float = 1.0
     ) -> tuple[Tensor, Tensor | None]:
-        """Kernel ``(C, H, L)`` and, given an initial state, ``k_state (batch, C, H, L)``."""
+        """Kernel ``(C, H, L)`` and, given an initial state, ``k_state (batch, C, H, L)``.
+
+        Traced by ``torch.compile`` (and without a state), the kernel is one opaque operator
+        that runs this method eagerly (:mod:`ssm_kernels.opaque`): the compiler sees no
+        complex arithmetic, and the fast roots-of-unity sums stay available."""
+        if state is None and rate == 1.0 and torch.compiler.is_compiling():
+            from . import opaque
+
+            params = [p for _, p in self.named_parameters()]
+            return opaque.dplr_kernel(opaque.spec(self), L, params), None
         Lambda, P, B, C_tilde = self.ssm()
         Q = self.left_factor() if self.separate_q else None
         dt = self.dt(rate)
