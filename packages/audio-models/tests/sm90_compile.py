@@ -46,7 +46,7 @@ def report(sampler: fused.FusedSampler, tier: int, top_p: float) -> dict[str, in
     args, constants = sampler.launch_args(tier, sampler.b, 0, 0, 1.0, top_p)
     index = {(tier_kernel.arg_names.index(k),): v for k, v in constants.items()}
     source = ASTSource(tier_kernel, signature(args, constants), constexprs=index)
-    warps = fused.num_warps(sampler.f.tiers[tier].d)
+    warps = sampler.launches[tier].warps
     compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
                               options={"num_warps": warps})  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:

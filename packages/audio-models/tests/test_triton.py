@@ -110,6 +110,60 @@ def test_the_kernel_equals_the_eager_step(variant: str, dtype: torch.dtype, batc
     assert _forced_run(model, sampler, 2, batch) <= (1e-5 if dtype == torch.float32 else 1e-9)
 
 
+#: Launches other than the default (whose tiles hold every input of these tiny models, so
+#: that every product reads its input from registers): every input through the scratch row;
+#: tiles so small that the products and the recurrence run in chunks; one row per program.
+LAUNCHES = {
+    "scratch": fused.Launch(block=4, warps=4, reg=False),
+    "chunked": fused.Launch(block=2, warps=1, tile=32, ssm_tile=8),
+    "row-per-program": fused.Launch(block=1, warps=2),
+}
+
+
+@interpreted
+@pytest.mark.parametrize("launch", list(LAUNCHES))
+@pytest.mark.parametrize(
+    ("variant", "dtype", "batch"),
+    [
+        ("s4-pools-2-2", torch.float32, 3),
+        ("s4-legt-rank2", torch.float64, 2),
+        ("s4-unet", torch.float64, 3),
+        ("s4d-unet-layernorm-no-ff", torch.float32, 2),
+    ],
+)
+def test_every_launch_computes_the_same_step(variant: str, dtype: torch.dtype, batch: int,
+                                             launch: str) -> None:  # fmt: skip
+    model = tiny(dtype, **VARIANTS[variant])
+    model.setup_rnn("linear")
+    f = fused.FusedSaShiMi(model)
+    launches = [LAUNCHES[launch]] * len(f.tiers)
+    sampler = fused.FusedSampler(f, batch, backend="triton", launches=launches)
+    assert _forced_run(model, sampler, 2, batch) <= (1e-5 if dtype == torch.float32 else 1e-9)
+
+
+def test_a_launch_per_tier_is_required_and_blocks_are_bounded() -> None:
+    f = fused.FusedSaShiMi(tiny(torch.float32, pool=(2, 2)))
+    with pytest.raises(ValueError, match="3 tiers need as many launches"):
+        fused.FusedSampler(f, 2, backend="torch", launches=[fused.Launch(block=2, warps=4)])
+    for block in (3, 16):  # 16 rows gave wrong logits on an H200
+        with pytest.raises(ValueError, match=r"power of two up to 4 rows; got"):
+            fused.FusedSampler(f, 2, backend="torch",
+                               launches=[fused.Launch(block=block, warps=4)] * 3)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("batch", "want"),
+    [(1, [(1, 4), (1, 8), (1, 8)]), (64, [(1, 4), (1, 8), (1, 8)]),
+     (256, [(1, 4), (1, 4), (1, 8)]), (1024, [(4, 8), (2, 4), (4, 8)])],
+)  # fmt: skip
+def test_the_default_launches_are_the_sweeps_fastest(batch: int, want: list[object]) -> None:
+    """The SC09 preset's widths (64, 128, 256): the settings the H200 sweep measured fastest
+    (benchmarks/README.md)."""
+    got = [fused.default_launch(width, batch) for width in (64, 128, 256)]
+    assert [(x.block, x.warps) for x in got] == want
+    assert all(x.reg and x.tile == fused.TILE and x.ssm_tile == fused.SSM_TILE for x in got)
+
+
 @interpreted
 @pytest.mark.parametrize(("temperature", "top_p"), [(1.0, 1.0), (0.7, 0.9), (0.0, 1.0)])
 def test_the_kernel_samples_what_its_twin_samples(temperature: float, top_p: float) -> None:
@@ -249,15 +303,15 @@ def test_on_the_cpu_without_the_interpreter_the_engine_says_where_it_runs(
 # -- compiled for the GPU, on the CPU ----------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["s4", "s4d", "s4-unet"])
-@pytest.mark.parametrize("batch", [1, 64])
+@pytest.mark.parametrize("batch", [1, 256, 1024])
 def test_every_kernel_variant_of_the_sc09_preset_compiles_for_sm90_without_spills(
     name: str, batch: int
 ) -> None:
     """The paper's SC09 model (widths 64 / 128 / 256, 8 layers per tier, float32), and its
-    U-Net (down layers and skips in each tier): every tier's kernel compiles for sm_90 with
-    no local-memory spills (no stack, no LDL / STL).
-    Compiled in a fresh interpreter without ``TRITON_INTERPRET`` (the interpreter's kernels
-    cannot be compiled)."""
+    U-Net (down layers and skips in each tier), at the default launches of three batch sizes
+    (one row per program; four): every tier's kernel compiles for sm_90 with no local-memory
+    spills (no stack, no LDL / STL). Compiled in a fresh interpreter without
+    ``TRITON_INTERPRET`` (the interpreter's kernels cannot be compiled)."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     script = pathlib.Path(__file__).with_name("sm90_compile.py")
     result = subprocess.run([sys.executable, str(script), name, str(batch)], env=env,

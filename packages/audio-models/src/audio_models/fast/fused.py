@@ -55,15 +55,44 @@ from audio_models.sampling import BlockSampler, EngineSpec, EngineUnavailable, S
 MOD = 2147483647  # the hash's modulus (2^31 - 1); triton_tier.MOD
 #: Register-tile budgets per warp (elements) of the kernel's matrix-vector chunks and of its
 #: recurrence chunks: sized so that no variant spills registers when compiled for sm_90
-#: (checked by ``tests/test_triton_compile.py``).
+#: (checked by ``tests/test_triton.py``).
 TILE, SSM_TILE = 1024, 256
-#: Rows of the batch one program steps (weights are read once per block).
-MAX_BLOCK = 16
+#: Most rows of the batch one program steps. On an H200 (2026-12-04) blocks of 16 rows gave
+#: wrong logits for the SC09 preset (40 times their RMS off the eager step's; the interpreter
+#: computes them right, so the cause is the compiled kernel's, not found yet), and blocks of
+#: 1 to 4 rows were the fastest anyway: larger blocks are refused.
+MAX_BLOCK = 4
 
 
-def num_warps(width: int) -> int:
-    """Warps per program for a tier of this width."""
-    return 4 if width <= 64 else 8
+@dataclass(frozen=True)
+class Launch:
+    """How one tier's kernel is launched: ``block`` rows of the batch per program (the
+    weights are read once per block; a power of two up to :data:`MAX_BLOCK`), ``warps`` per
+    program, the register-tile budgets per warp (elements) of the matrix-vector chunks
+    (``tile``) and of the recurrence's chunks (``ssm_tile``), and whether an input that fits
+    one tile stays in registers (``reg``; else every input goes through the program's scratch
+    row)."""
+
+    block: int
+    warps: int
+    tile: int = TILE
+    ssm_tile: int = SSM_TILE
+    reg: bool = True
+
+
+def default_launch(width: int, batch: int) -> Launch:
+    """The launch of a tier of this width at this batch: the fastest per tier in a sweep of
+    the SC09 preset (widths 64 / 128 / 256) on an H200, 2026-12-04
+    (``benchmarks/gpu_profile.py --part sweep``). Below 128 rows: one row per program, 4
+    warps up to width 64, else 8; from 128 rows: one row, 4 warps up to width 128, else 8;
+    from 512 rows: 4 rows and 8 warps, but 2 rows and 4 warps for widths 65 to 128."""
+    if batch >= 512:
+        block, warps = (2, 4) if 64 < width <= 128 else (4, 8)
+    elif batch >= 128:
+        block, warps = 1, 4 if width <= 128 else 8
+    else:
+        block, warps = 1, 4 if width <= 64 else 8
+    return Launch(block=block, warps=warps)
 
 
 def _pow2(n: int) -> bool:
@@ -413,10 +442,6 @@ def _skip_width(t: FusedTier) -> int:
     return (t.nd * (2 if t.f else 1) + 1) * t.d if t.nd else 1
 
 
-def _block(batch: int) -> int:
-    return min(MAX_BLOCK, 1 << (batch - 1).bit_length())
-
-
 class FusedSampler(BlockSampler):
     """Samples one batch of sequences a period at a time on the device.
 
@@ -427,7 +452,8 @@ class FusedSampler(BlockSampler):
     """
 
     def __init__(self, fused: FusedSaShiMi, batch: int, *, backend: str = "triton",
-                 graph: bool | None = None) -> None:  # fmt: skip
+                 graph: bool | None = None,
+                 launches: list[Launch] | None = None) -> None:  # fmt: skip
         self.f, self.batch, self.backend = fused, batch, backend
         self.period, self.classes = fused.period, fused.classes
         self.graph_enabled = (
@@ -455,7 +481,15 @@ class FusedSampler(BlockSampler):
             downs=[torch.zeros(B, t.pool * t.d, dtype=dt, device=dev) for t in fused.tiers[:-1]],
             ups=[torch.zeros(B, t.pool * t.d, dtype=dt, device=dev) for t in fused.tiers[:-1]],
         )
-        self.bb = _block(batch)
+        self.launches = launches or [default_launch(t.d, batch) for t in fused.tiers]
+        if len(self.launches) != len(fused.tiers):
+            raise ValueError(f"{len(fused.tiers)} tiers need as many launches")
+        for launch in self.launches:
+            if not (_pow2(launch.block) and launch.block <= MAX_BLOCK):
+                raise ValueError(
+                    f"a launch's block must be a power of two up to {MAX_BLOCK} rows; got "
+                    f"{launch.block}"
+                )
 
     # -- one period ------------------------------------------------------------------------
     def schedule(self) -> list[tuple[int, int, int]]:
@@ -488,16 +522,18 @@ class FusedSampler(BlockSampler):
         from audio_models.fast.triton_tier import tier_kernel
 
         args, constants = self.launch_args(i, b, slot, pos, temperature, top_p)
-        warps = num_warps(self.f.tiers[i].d)
-        tier_kernel[(-(-self.batch // self.bb),)](*args, **constants, num_warps=warps)
+        launch = self.launches[i]
+        grid = (-(-self.batch // launch.block),)
+        tier_kernel[grid](*args, **constants, num_warps=launch.warps)
 
     def launch_args(self, i: int, b: Buffers, slot: int, pos: int, temperature: float,
                     top_p: float) -> tuple[list[Any], dict[str, Any]]:  # fmt: skip
         """The arguments and the compile-time constants of tier ``i``'s launch."""
         f, t, w = self.f, self.f.tiers[i], self.f.tiers[i].w
-        BB, dummy = self.bb, b.logp
+        launch = self.launches[i]
+        BB, dummy = launch.block, b.logp
         kout = f.tiers[i - 1].pool * f.tiers[i - 1].d if i > 0 else 1
-        tile, ssm_tile = TILE * num_warps(t.d), SSM_TILE * num_warps(t.d)
+        tile, ssm_tile = launch.tile * launch.warps, launch.ssm_tile * launch.warps
 
         def kc(k: int, n: int) -> int:
             return min(k, _floor2(tile // (BB * n)))
@@ -523,7 +559,7 @@ class FusedSampler(BlockSampler):
             KC_UP=kc(t.d, kout), KC_HEAD=kc(t.d, f.classes), EMBED=i == 0,
             CENTER=t.pool == 0, POOL_OUT=i > 0, HEAD=i == 0, HAS_FF=t.f > 0, GLU=t.glu,
             RANK=t.rank, LAYER_NORM=f.layer_norm, GREEDY=temperature == 0,
-            NUCLEUS=top_p < 1,
+            NUCLEUS=top_p < 1, REG=launch.reg,
         )  # fmt: skip
         return args, constants
 

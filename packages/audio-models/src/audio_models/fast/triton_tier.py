@@ -56,6 +56,16 @@ def _mv(x_ptr, xs, rows, rmask, w_ptr, ws, b_ptr, BB: tl.constexpr, K: tl.conste
 
 
 @triton.jit
+def _mv_reg(x, w_ptr, ws, b_ptr, K: tl.constexpr, N: tl.constexpr):
+    """``(BB, N)``: ``x (BB, K)``, held in registers, times ``w (K, N)`` (row stride ``ws``)
+    plus ``b``, in one tile (no scratch round trip)."""
+    k = tl.arange(0, K)
+    n = tl.arange(0, N)
+    w = tl.load(w_ptr + k[:, None] * ws + n[None, :])
+    return tl.load(b_ptr + n)[None, :] + tl.sum(x[:, :, None] * w[None, :, :], axis=1)
+
+
+@triton.jit
 def _put(scr, rows, rmask, SW2: tl.constexpr, off: tl.constexpr, x, W: tl.constexpr):
     """Store ``x (BB, W)`` in the programs' scratch rows at ``off``, fenced on both sides
     (the other threads of the program have read the old contents / see the new ones)."""
@@ -107,68 +117,102 @@ def _gelu(x):
 def _s4_layer(h, li, rows, rmask, n1_ptr, ssm_ptr, dsk_ptr, wo_ptr, bo_ptr, state_ptr, scr,
               eps, BB: tl.constexpr, D: tl.constexpr, M: tl.constexpr, NL: tl.constexpr,
               SW: tl.constexpr, HC: tl.constexpr, KC_O: tl.constexpr, GLU: tl.constexpr,
-              RANK: tl.constexpr, LAYER_NORM: tl.constexpr):  # fmt: skip
+              RANK: tl.constexpr, LAYER_NORM: tl.constexpr, REG: tl.constexpr):  # fmt: skip
     """``h + S4Block(norm(h))`` for S4 layer ``l`` of the tier; its state updated in place.
     The recurrence is ``x = E s + G u - sum_r R_r Re(Z_r^H s)``, ``y = 2 Re(C x)`` over the
-    tables ``E, G, C, Z_r, R_r`` (:class:`~audio_models.fast.fused.FusedTier`; S4D: rank 0)."""
+    tables ``E, G, C, Z_r, R_r`` (:class:`~audio_models.fast.fused.FusedTier`; S4D: rank 0).
+    With ``REG``, a step whose channels fit one chunk (``HC == D``) and a projection whose
+    input fits one tile (``KC_O == D``) keep their inputs in registers."""
     SW2: tl.constexpr = 2 * SW
     DM: tl.constexpr = D * M
     KS: tl.constexpr = 6 + 4 * RANK
     dcol = tl.arange(0, D)
     m = tl.arange(0, M)
     u = _norm(h, n1_ptr + li * 2 * D, D, LAYER_NORM, eps, rmask)
-    _put(scr, rows, rmask, SW2, 0, u, D)
     q = ssm_ptr + li * KS * DM
     smask = rmask[:, None, None]
-    for h0 in range(0, D, HC):
-        c = h0 + tl.arange(0, HC)
-        uc = tl.load(scr + rows[:, None] * SW2 + c[None, :], mask=rmask[:, None], other=0.0)
-        off = (c[:, None] * M + m[None, :])[None, :, :]
+    if REG and HC == D:  # every channel in one chunk, the input and output in registers
+        off = (dcol[:, None] * M + m[None, :])[None, :, :]
         sp = state_ptr + rows[:, None, None] * (NL * 2 * DM) + li * 2 * DM + off
-        sre = tl.load(sp, mask=smask, other=0.0)
-        sim = tl.load(sp + DM, mask=smask, other=0.0)
-        ere = tl.load(q + off)
-        eim = tl.load(q + DM + off)
-        nre = ere * sre - eim * sim + tl.load(q + 2 * DM + off) * uc[:, :, None]
-        nim = ere * sim + eim * sre + tl.load(q + 3 * DM + off) * uc[:, :, None]
-        for r in tl.static_range(RANK):  # S4's low-rank correction, from the old state
-            zq = q + (6 + 4 * r) * DM + off
-            z = tl.sum(tl.load(zq) * sre + tl.load(zq + DM) * sim, axis=2)[:, :, None]
-            nre -= tl.load(zq + 2 * DM) * z
-            nim -= tl.load(zq + 3 * DM) * z
-        cre = tl.load(q + 4 * DM + off)
-        cim = tl.load(q + 5 * DM + off)
-        tl.store(sp, nre, mask=smask)
-        tl.store(sp + DM, nim, mask=smask)
-        y = 2 * tl.sum(cre * nre - cim * nim, axis=2)
-        tl.store(scr + rows[:, None] * SW2 + SW + c[None, :], y, mask=rmask[:, None])
-    tl.debug_barrier()
-    y = tl.load(scr + rows[:, None] * SW2 + SW + dcol[None, :], mask=rmask[:, None], other=0.0)
-    y = _gelu(y + tl.load(dsk_ptr + li * D + dcol)[None, :] * u)
-    _put(scr, rows, rmask, SW2, 0, y, D)
-    if GLU:
-        w = wo_ptr + li * D * 2 * D
-        b = bo_ptr + li * 2 * D
-        a = _mv(scr, SW2, rows, rmask, w, 2 * D, b, BB, D, D, KC_O)
-        g = _mv(scr, SW2, rows, rmask, w + D, 2 * D, b + D, BB, D, D, KC_O)
-        out = h + a * tl.sigmoid(g)
+        y = _ssm_chunk(u, sp, q, off, smask, DM, RANK)
     else:
-        out = h + _mv(scr, SW2, rows, rmask, wo_ptr + li * D * D, D, bo_ptr + li * D, BB, D, D,
-                      KC_O)  # fmt: skip
+        _put(scr, rows, rmask, SW2, 0, u, D)
+        for h0 in range(0, D, HC):
+            c = h0 + tl.arange(0, HC)
+            uc = tl.load(scr + rows[:, None] * SW2 + c[None, :], mask=rmask[:, None], other=0.0)
+            off = (c[:, None] * M + m[None, :])[None, :, :]
+            sp = state_ptr + rows[:, None, None] * (NL * 2 * DM) + li * 2 * DM + off
+            yc = _ssm_chunk(uc, sp, q, off, smask, DM, RANK)
+            tl.store(scr + rows[:, None] * SW2 + SW + c[None, :], yc, mask=rmask[:, None])
+        tl.debug_barrier()
+        y = tl.load(scr + rows[:, None] * SW2 + SW + dcol[None, :], mask=rmask[:, None],
+                    other=0.0)  # fmt: skip
+    y = _gelu(y + tl.load(dsk_ptr + li * D + dcol)[None, :] * u)
+    if REG and KC_O == D:
+        if GLU:
+            w = wo_ptr + li * D * 2 * D
+            b = bo_ptr + li * 2 * D
+            gate = tl.sigmoid(_mv_reg(y, w + D, 2 * D, b + D, D, D))
+            out = h + _mv_reg(y, w, 2 * D, b, D, D) * gate
+        else:
+            out = h + _mv_reg(y, wo_ptr + li * D * D, D, bo_ptr + li * D, D, D)
+    else:
+        _put(scr, rows, rmask, SW2, 0, y, D)
+        if GLU:
+            w = wo_ptr + li * D * 2 * D
+            b = bo_ptr + li * 2 * D
+            a = _mv(scr, SW2, rows, rmask, w, 2 * D, b, BB, D, D, KC_O)
+            g = _mv(scr, SW2, rows, rmask, w + D, 2 * D, b + D, BB, D, D, KC_O)
+            out = h + a * tl.sigmoid(g)
+        else:
+            out = h + _mv(scr, SW2, rows, rmask, wo_ptr + li * D * D, D, bo_ptr + li * D, BB, D,
+                          D, KC_O)  # fmt: skip
     return out
+
+
+@triton.jit
+def _ssm_chunk(uc, sp, q, off, smask, DM: tl.constexpr, RANK: tl.constexpr):
+    """One step of the recurrence for a chunk of channels: the input ``uc (BB, HC)``, the
+    states at ``sp`` (updated), the tables at ``q + off``; returns ``y (BB, HC)``."""
+    sre = tl.load(sp, mask=smask, other=0.0)
+    sim = tl.load(sp + DM, mask=smask, other=0.0)
+    ere = tl.load(q + off)
+    eim = tl.load(q + DM + off)
+    nre = ere * sre - eim * sim + tl.load(q + 2 * DM + off) * uc[:, :, None]
+    nim = ere * sim + eim * sre + tl.load(q + 3 * DM + off) * uc[:, :, None]
+    for r in tl.static_range(RANK):  # S4's low-rank correction, from the old state
+        zq = q + (6 + 4 * r) * DM + off
+        z = tl.sum(tl.load(zq) * sre + tl.load(zq + DM) * sim, axis=2)[:, :, None]
+        nre -= tl.load(zq + 2 * DM) * z
+        nim -= tl.load(zq + 3 * DM) * z
+    cre = tl.load(q + 4 * DM + off)
+    cim = tl.load(q + 5 * DM + off)
+    tl.store(sp, nre, mask=smask)
+    tl.store(sp + DM, nim, mask=smask)
+    return 2 * tl.sum(cre * nre - cim * nim, axis=2)
 
 
 @triton.jit
 def _ff_layer(h, li, rows, rmask, n2_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, scr, eps,
               BB: tl.constexpr, D: tl.constexpr, F: tl.constexpr, SW: tl.constexpr,
-              KC_F1: tl.constexpr, KC_F2: tl.constexpr, LAYER_NORM: tl.constexpr):  # fmt: skip
+              KC_F1: tl.constexpr, KC_F2: tl.constexpr, LAYER_NORM: tl.constexpr,
+              REG: tl.constexpr):  # fmt: skip
     """``h + down(GELU(up(norm(h))))`` for feed-forward layer ``l`` of the tier."""
     SW2: tl.constexpr = 2 * SW
     u = _norm(h, n2_ptr + li * 2 * D, D, LAYER_NORM, eps, rmask)
-    _put(scr, rows, rmask, SW2, 0, u, D)
-    f = _gelu(_mv(scr, SW2, rows, rmask, w1_ptr + li * D * F, F, b1_ptr + li * F, BB, D, F, KC_F1))
-    _put(scr, rows, rmask, SW2, 0, f, F)
-    return h + _mv(scr, SW2, rows, rmask, w2_ptr + li * F * D, D, b2_ptr + li * D, BB, F, D, KC_F2)
+    w1, b1 = w1_ptr + li * D * F, b1_ptr + li * F
+    if REG and KC_F1 == D:
+        f = _gelu(_mv_reg(u, w1, F, b1, D, F))
+    else:
+        _put(scr, rows, rmask, SW2, 0, u, D)
+        f = _gelu(_mv(scr, SW2, rows, rmask, w1, F, b1, BB, D, F, KC_F1))
+    w2, b2 = w2_ptr + li * F * D, b2_ptr + li * D
+    if REG and KC_F2 == F:
+        down = _mv_reg(f, w2, D, b2, F, D)
+    else:
+        _put(scr, rows, rmask, SW2, 0, f, F)
+        down = _mv(scr, SW2, rows, rmask, w2, D, b2, BB, F, D, KC_F2)
+    return h + down
 
 
 @triton.jit(do_not_specialize=["slot", "pos"])
@@ -186,6 +230,7 @@ def tier_kernel(
     KC_HEAD: tl.constexpr, EMBED: tl.constexpr, CENTER: tl.constexpr, POOL_OUT: tl.constexpr,
     HEAD: tl.constexpr, HAS_FF: tl.constexpr, GLU: tl.constexpr, RANK: tl.constexpr,
     LAYER_NORM: tl.constexpr, GREEDY: tl.constexpr, NUCLEUS: tl.constexpr,
+    REG: tl.constexpr,
 ):  # fmt: skip
     """One step of one tier for rows ``[pid BB, (pid + 1) BB)`` (see the module notes).
 
@@ -212,11 +257,11 @@ def tier_kernel(
         for li in range(ND):
             x = _s4_layer(x, li, rows, rmask, n1_ptr, ssm_ptr, dsk_ptr, wo_ptr, bo_ptr,
                           state_ptr, scr, eps, BB, D, M, NL, SW, HC, KC_O, GLU, RANK,
-                          LAYER_NORM)  # fmt: skip
+                          LAYER_NORM, REG)  # fmt: skip
             _skip_put(skip_ptr, rows, rmask, SKW, li * FF + 1, x, D)
             if HAS_FF:
                 x = _ff_layer(x, li, rows, rmask, n2_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, scr,
-                              eps, BB, D, F, SW, KC_F1, KC_F2, LAYER_NORM)  # fmt: skip
+                              eps, BB, D, F, SW, KC_F1, KC_F2, LAYER_NORM, REG)  # fmt: skip
                 _skip_put(skip_ptr, rows, rmask, SKW, li * FF + 2, x, D)
     if CENTER:
         s = x
@@ -227,23 +272,31 @@ def tier_kernel(
     h = s
     for li in range(ND, NL):  # then the U-Net's up path pops the skips: the latest first
         h = _s4_layer(h, li, rows, rmask, n1_ptr, ssm_ptr, dsk_ptr, wo_ptr, bo_ptr, state_ptr,
-                      scr, eps, BB, D, M, NL, SW, HC, KC_O, GLU, RANK, LAYER_NORM)  # fmt: skip
+                      scr, eps, BB, D, M, NL, SW, HC, KC_O, GLU, RANK, LAYER_NORM,
+                      REG)  # fmt: skip
         if ND > 0:
             h += _skip_get(skip_ptr, rows, rmask, SKW, (2 * ND - li) * FF - 1, D)
         if HAS_FF:
             h = _ff_layer(h, li, rows, rmask, n2_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, scr, eps,
-                          BB, D, F, SW, KC_F1, KC_F2, LAYER_NORM)  # fmt: skip
+                          BB, D, F, SW, KC_F1, KC_F2, LAYER_NORM, REG)  # fmt: skip
             if ND > 0:
                 h += _skip_get(skip_ptr, rows, rmask, SKW, (2 * ND - li) * FF - 2, D)
     out = h if ND > 0 else h + s
     if POOL_OUT:
-        _put(scr, rows, rmask, SW2, 0, out, D)
-        up = _mv(scr, SW2, rows, rmask, wup_ptr, KOUT, bup_ptr, BB, D, KOUT, KC_UP)
+        if REG and KC_UP == D:
+            up = _mv_reg(out, wup_ptr, KOUT, bup_ptr, D, KOUT)
+        else:
+            _put(scr, rows, rmask, SW2, 0, out, D)
+            up = _mv(scr, SW2, rows, rmask, wup_ptr, KOUT, bup_ptr, BB, D, KOUT, KC_UP)
         kcol = tl.arange(0, KOUT)
         tl.store(upout_ptr + rows[:, None] * KOUT + kcol[None, :], up, mask=rmask[:, None])
     if HEAD:
-        _put(scr, rows, rmask, SW2, 0, _norm(out, fn_ptr, D, True, head_eps, rmask), D)
-        logits = _mv(scr, SW2, rows, rmask, wh_ptr, C, bh_ptr, BB, D, C, KC_HEAD)
+        final = _norm(out, fn_ptr, D, True, head_eps, rmask)
+        if REG and KC_HEAD == D:
+            logits = _mv_reg(final, wh_ptr, C, bh_ptr, D, C)
+        else:
+            _put(scr, rows, rmask, SW2, 0, final, D)
+            logits = _mv(scr, SW2, rows, rmask, wh_ptr, C, bh_ptr, BB, D, C, KC_HEAD)
         ccol = tl.arange(0, C)
         at = (pos * B + rows[:, None]) * C + ccol[None, :]
         tl.store(logits_ptr + at, logits, mask=rmask[:, None])
