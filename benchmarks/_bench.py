@@ -116,3 +116,38 @@ def report(
             indent=2,
         )
     )
+
+
+def sashimi_train_step(
+    device: Any, kernel: str, batch: int, length: int, precision: str, compile_backend: str
+) -> tuple[Any, Callable[[], None]]:
+    """The SaShiMi SC09 preset and one optimizer step of it as ``audio-run train`` takes it
+    (forward under ``torch.compile(fullgraph=True)`` unless ``compile_backend`` is ``none``,
+    autocast to bf16 when ``precision`` is ``bf16``, backward, clipping, AdamW over the
+    runner's parameter groups) on random 8-bit codes of ``batch`` x ``length`` samples."""
+    import torch
+
+    from audio_core.optim import param_groups
+    from audio_models.builders import build_sashimi
+    from audio_models.config import SaShiMiModelConfig
+    from audio_models.testing import kernel as kernel_config
+
+    config = SaShiMiModelConfig(kernel=kernel_config(kernel, d_state=64), l_max=length)
+    model = build_sashimi(config).to(device)
+    optimizer = torch.optim.AdamW(param_groups(model, lr=0.004, weight_decay=0.0), lr=0.004)
+    x = torch.randint(0, 256, (batch, length), device=device)
+    forward = (
+        model
+        if compile_backend == "none"
+        else torch.compile(model, fullgraph=True, backend=compile_backend)
+    )
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = forward(x)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    return model, step

@@ -91,21 +91,7 @@ def generation(args: argparse.Namespace) -> dict[str, Any]:
             b = sampler.b
             sampler.period_fn(b)  # compiles every tier's kernel
             clock.sync()
-            per_tier: dict[int, list[float]] = {}
-            for _ in range(args.periods):
-                marks = []
-                for i, slot, pos in sampler.schedule():
-                    start = clock.mark()
-                    if backend == "torch":
-                        f.torch_tier(i, b, slot, pos, temperature=1.0, top_p=1.0)
-                    else:
-                        sampler._launch(i, b, slot, pos, 1.0, 1.0)
-                    marks.append((i, start, clock.mark()))
-                b.tokens[0].copy_(b.tokens[sampler.period])
-                b.counter.add_(1)
-                clock.sync()
-                for i, s, e in marks:
-                    per_tier.setdefault(i, []).append(clock.between(s, e))
+            per_tier = _tier_samples(sampler, clock, args.periods)
             tiers = {
                 f"tier{i}": {
                     "launches_per_period": len(v) // args.periods,
@@ -138,25 +124,32 @@ def generation(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _tier_times(sampler: Any, clock: _Clock, periods: int) -> list[float]:
-    """Median device microseconds of each tier's launch over ``periods`` periods run
-    launch by launch (``sampler`` built with ``graph=False``)."""
-    import statistics as st
-
-    b = sampler.b
+def _tier_samples(sampler: Any, clock: _Clock, periods: int) -> dict[int, list[float]]:
+    """Each tier's launch times (milliseconds) over ``periods`` periods run launch by launch
+    (``sampler`` built with ``graph=False``; its torch twin in a CPU rehearsal)."""
+    b, f = sampler.b, sampler.f
     times: dict[int, list[float]] = {}
     for _ in range(periods):
         marks = []
         for i, slot, pos in sampler.schedule():
             start = clock.mark()
-            sampler._launch(i, b, slot, pos, 1.0, 1.0)
+            if sampler.backend == "torch":
+                f.torch_tier(i, b, slot, pos, temperature=1.0, top_p=1.0)
+            else:
+                sampler._launch(i, b, slot, pos, 1.0, 1.0)
             marks.append((i, start, clock.mark()))
         b.tokens[0].copy_(b.tokens[sampler.period])
         b.counter.add_(1)
         clock.sync()
         for i, s, e in marks:
-            times.setdefault(i, []).append(clock.between(s, e) * 1e3)
-    return [round(st.median(times[i]), 2) for i in sorted(times)]
+            times.setdefault(i, []).append(clock.between(s, e))
+    return times
+
+
+def _tier_times(sampler: Any, clock: _Clock, periods: int) -> list[float]:
+    """Median device microseconds of each tier's launch (see :func:`_tier_samples`)."""
+    times = _tier_samples(sampler, clock, periods)
+    return [round(statistics.median(times[i]) * 1e3, 2) for i in sorted(times)]
 
 
 def _graphed(f: Any, model: Any, batch: int, launches: Any, clock: _Clock,
@@ -283,24 +276,12 @@ def training(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from audio_core.optim import param_groups
-
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = _model(args.train_kernel, device, args.length)
-    optimizer = torch.optim.AdamW(param_groups(model, lr=0.004, weight_decay=0.0), lr=0.004)
-    x = torch.randint(0, 256, (args.batch, args.length), device=device)
-    forward = model if args.compile == "none" else torch.compile(model, fullgraph=True,
-                                                                  backend=args.compile)  # fmt: skip
+    _, step = _bench.sashimi_train_step(
+        device, args.train_kernel, args.batch, args.length, args.precision, args.compile
+    )
     clock = _Clock(device)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
-            loss = forward(x)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
 
     step()
     step()

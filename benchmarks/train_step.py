@@ -49,35 +49,15 @@ def main() -> None:
 
     import torch
 
-    from audio_core.optim import param_groups
-    from audio_models.builders import build_sashimi
-    from audio_models.config import SaShiMiModelConfig
-    from audio_models.testing import kernel
-
     torch.manual_seed(0)
     device = torch.device(args.device)
-    config = SaShiMiModelConfig(kernel=kernel(args.kernel, d_state=64), l_max=args.length)
-    model = build_sashimi(config).to(device)
-    optimizer = torch.optim.AdamW(param_groups(model, lr=0.004, weight_decay=0.0), lr=0.004)
-    x = torch.randint(0, 256, (args.batch, args.length), device=device)
+    model, step = _bench.sashimi_train_step(
+        device, args.kernel, args.batch, args.length, args.precision, args.compile
+    )
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
-
-    forward = (
-        model
-        if args.compile == "none"
-        else torch.compile(model, fullgraph=True, backend=args.compile)
-    )
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
-            loss = forward(x)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
 
     start = time.perf_counter()
     step()
