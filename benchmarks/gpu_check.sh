@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The speed issue's GPU check, for a machine with a CUDA GPU, in a few minutes: versions and
+# The speed issue's GPU check, for a machine with a CUDA GPU, in about 5 minutes: versions and
 # nvidia-smi, the `cuda` tests (TF32 off), then the GPU figures as JSON: per model batch-1
 # steps/s of every engine that runs there and samples/s at batch 64, 256 and 1024
-# (generation.py), the triton engine's launch settings swept per tier (gpu_profile.py
-# --part sweep), training samples/s and peak memory at batch 16 x 16,000 (train_step.py:
-# bf16 under torch.compile, its caches filled in the background meanwhile; bf16 and fp32
-# eager), and where the time goes (gpu_profile.py).
+# (generation.py), with GPU_CHECK_SWEEP=1 the triton engine's launch settings swept per
+# tier (gpu_profile.py --part sweep, 3 more minutes), training samples/s and peak memory at
+# batch 16 x 16,000 (train_step.py: bf16 under torch.compile, its caches filled in the
+# background meanwhile; bf16 and fp32 eager), and where the time goes (gpu_profile.py).
 #
 #   bash benchmarks/gpu_check.sh --wheels   # here, with a package index: the wheelhouse
 #   bash benchmarks/gpu_check.sh            # there: writes $OUT/gpu_*.json and gpu_check.log
@@ -16,7 +16,7 @@
 # folder); the second installs from there, into that machine's Python, only what it lacks or
 # has too old (pip resolves against what is installed), and runs our packages from the source
 # tree (PYTHONPATH). Every stage runs under a time limit and the whole under
-# GPU_CHECK_BUDGET seconds (480): a stage that fails or runs out of time is recorded in
+# GPU_CHECK_BUDGET seconds (360): a stage that fails or runs out of time is recorded in
 # gpu_stages.jsonl and the next one runs; GPU_CHECK_SKIP="stage ..." leaves stages out. A
 # rehearsal on a CPU (no sweep there: it replays CUDA graphs): GPU_CHECK_DEVICE=cpu
 # GPU_CHECK_LENGTH=1024 GPU_CHECK_BATCHES="1 4" GPU_CHECK_PYTHON=.venv/bin/python (an
@@ -40,7 +40,7 @@ fi
 out=${OUT:-build/gpu-check}
 device=${GPU_CHECK_DEVICE:-cuda}
 length=${GPU_CHECK_LENGTH:-16000}
-budget=${GPU_CHECK_BUDGET:-480}
+budget=${GPU_CHECK_BUDGET:-360}
 read -r -a batches <<< "${GPU_CHECK_BATCHES:-1 64 256 1024}"
 mkdir -p "$out"
 exec > >(tee "$out/gpu_check.log") 2>&1
@@ -70,7 +70,8 @@ fi
 src=packages/audio-core/src:packages/ssm-kernels/src:packages/audio-models/src
 export PYTHONPATH=$src${PYTHONPATH:+:$PYTHONPATH}
 
-[[ $device == cuda ]] || GPU_CHECK_SKIP="${GPU_CHECK_SKIP:-} sweep"   # CUDA graphs
+# The launch sweep (about 3 minutes) runs only when asked for, and only on CUDA (graphs).
+[[ $device == cuda && ${GPU_CHECK_SWEEP:-0} == 1 ]] || GPU_CHECK_SKIP="${GPU_CHECK_SKIP:-} sweep"
 skipped() { [[ " ${GPU_CHECK_SKIP:-} " == *" $1 "* ]]; }
 
 # stage NAME CAP_SECONDS OUTPUT_FILE COMMAND...: run COMMAND (stdout into OUTPUT_FILE,
