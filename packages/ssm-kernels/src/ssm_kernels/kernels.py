@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from audio_core.optim import OptimHint
 
 from . import functional as fn
+from . import opaque
 from .config import DiagInit, Discretization, DtTransform, Measure
 from .hippo import diagonal_init, nplr
 from .protocol import STEP_MODES, StepMode
@@ -364,8 +365,6 @@ class DPLRKernel(SSMKernel):
         that runs this method eagerly (:mod:`ssm_kernels.opaque`): the compiler sees no
         complex arithmetic, and the fast roots-of-unity sums stay available."""
         if state is None and rate == 1.0 and torch.compiler.is_compiling():
-            from . import opaque
-
             params = [p for _, p in self.named_parameters()]
             return opaque.dplr_kernel(opaque.spec(self), L, params), None
         Lambda, P, B, C_tilde = self.ssm()
@@ -599,3 +598,6 @@ class DiagKernel(SSMKernel):
         t = self._step
         x = t["A"] * state + t["B"] * u.to(state.dtype).unsqueeze(-1)
         return 2 * torch.einsum("chn,...hn->...ch", t["C"], x).real, x
+
+
+opaque.use_module_class(DPLRKernel)

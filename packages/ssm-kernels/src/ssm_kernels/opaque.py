@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -42,15 +42,23 @@ def _fields(structure: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in structure.split(","))
 
 
+#: The S4 kernel class the operators build (set by :mod:`ssm_kernels.kernels`, which imports
+#: this module: the dependency points one way).
+_MODULE_CLASS: list[Callable[..., nn.Module]] = []
+
+
+def use_module_class(cls: Callable[..., nn.Module]) -> None:
+    """Build the operators' modules with ``cls`` (``DPLRKernel``'s keyword arguments)."""
+    _MODULE_CLASS[:] = [cls]
+
+
 @functools.cache
 def _template(structure: str) -> tuple[nn.Module, tuple[str, ...]]:
-    from .kernels import DPLRKernel
-
     fields = _fields(structure)
     kwargs: dict[str, Any] = {k: int(fields[k]) for k in _INT_FIELDS}
     kwargs["dt_transform"] = fields["dt_transform"]
     kwargs["separate_q"] = fields["separate_q"] == "1"
-    module = DPLRKernel(**kwargs)
+    module = _MODULE_CLASS[0](**kwargs)
     return module, tuple(name for name, _ in module.named_parameters())
 
 
