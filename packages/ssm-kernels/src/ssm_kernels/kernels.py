@@ -365,8 +365,7 @@ class DPLRKernel(SSMKernel):
         that runs this method eagerly (:mod:`ssm_kernels.opaque`): the compiler sees no
         complex arithmetic, and the fast roots-of-unity sums stay available."""
         if state is None and rate == 1.0 and torch.compiler.is_compiling():
-            params = [p for _, p in self.named_parameters()]
-            return opaque.dplr_kernel(opaque.spec(self), L, params), None
+            return opaque.dplr_kernel(opaque.spec(self), L, list(self.parameters())), None
         Lambda, P, B, C_tilde = self.ssm()
         Q = self.left_factor() if self.separate_q else None
         dt = self.dt(rate)

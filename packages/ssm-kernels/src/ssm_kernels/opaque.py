@@ -71,13 +71,17 @@ def _as_eager() -> Iterator[None]:
     do not support them.)"""
     exclude = torch._C._dispatch_tls_local_exclude_set()
     keep = torch._C.DispatchKeySet(torch._C.DispatchKey.Undefined)
-    for name in dir(torch._C.DispatchKey):
-        if name.startswith("Autocast"):
-            key = getattr(torch._C.DispatchKey, name)
-            if exclude.has(key):
-                keep = keep | torch._C.DispatchKeySet(key)
+    for key in _autocast_keys():
+        if exclude.has(key):
+            keep = keep | torch._C.DispatchKeySet(key)
     with torch._C._ForceDispatchKeyGuard(torch._C._dispatch_tls_local_include_set(), keep):
         yield
+
+
+@functools.cache
+def _autocast_keys() -> tuple[Any, ...]:
+    keys = torch._C.DispatchKey
+    return tuple(getattr(keys, name) for name in dir(keys) if name.startswith("Autocast"))
 
 
 def _compute(structure: str, L: int, params: list[Tensor]) -> Tensor:

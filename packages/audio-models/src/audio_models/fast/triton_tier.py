@@ -66,6 +66,23 @@ def _mv_reg(x, w_ptr, ws, b_ptr, K: tl.constexpr, N: tl.constexpr):
 
 
 @triton.jit
+def _proj(x, scr, rows, rmask, SW2: tl.constexpr, w_ptr, ws, b_ptr, BB: tl.constexpr,
+          K: tl.constexpr, N: tl.constexpr, KC: tl.constexpr, REG: tl.constexpr,
+          PUT: tl.constexpr):  # fmt: skip
+    """``(BB, N)``: ``x (BB, K)`` times ``w (K, N)`` (row stride ``ws``) plus ``b``; from
+    registers with ``REG`` when the input fits one tile (``KC == K``), else in chunks through
+    the scratch row, where ``x`` is stored first unless ``PUT`` is false (the previous product
+    of the same input stored it)."""
+    if REG and KC == K:
+        out = _mv_reg(x, w_ptr, ws, b_ptr, K, N)
+    else:
+        if PUT:
+            _put(scr, rows, rmask, SW2, 0, x, K)
+        out = _mv(scr, SW2, rows, rmask, w_ptr, ws, b_ptr, BB, K, N, KC)
+    return out
+
+
+@triton.jit
 def _put(scr, rows, rmask, SW2: tl.constexpr, off: tl.constexpr, x, W: tl.constexpr):
     """Store ``x (BB, W)`` in the programs' scratch rows at ``off``, fenced on both sides
     (the other threads of the program have read the old contents / see the new ones)."""
@@ -148,25 +165,15 @@ def _s4_layer(h, li, rows, rmask, n1_ptr, ssm_ptr, dsk_ptr, wo_ptr, bo_ptr, stat
         y = tl.load(scr + rows[:, None] * SW2 + SW + dcol[None, :], mask=rmask[:, None],
                     other=0.0)  # fmt: skip
     y = _gelu(y + tl.load(dsk_ptr + li * D + dcol)[None, :] * u)
-    if REG and KC_O == D:
-        if GLU:
-            w = wo_ptr + li * D * 2 * D
-            b = bo_ptr + li * 2 * D
-            gate = tl.sigmoid(_mv_reg(y, w + D, 2 * D, b + D, D, D))
-            out = h + _mv_reg(y, w, 2 * D, b, D, D) * gate
-        else:
-            out = h + _mv_reg(y, wo_ptr + li * D * D, D, bo_ptr + li * D, D, D)
+    if GLU:
+        w = wo_ptr + li * D * 2 * D
+        b = bo_ptr + li * 2 * D
+        a = _proj(y, scr, rows, rmask, SW2, w, 2 * D, b, BB, D, D, KC_O, REG, True)
+        g = _proj(y, scr, rows, rmask, SW2, w + D, 2 * D, b + D, BB, D, D, KC_O, REG, False)
+        out = h + a * tl.sigmoid(g)
     else:
-        _put(scr, rows, rmask, SW2, 0, y, D)
-        if GLU:
-            w = wo_ptr + li * D * 2 * D
-            b = bo_ptr + li * 2 * D
-            a = _mv(scr, SW2, rows, rmask, w, 2 * D, b, BB, D, D, KC_O)
-            g = _mv(scr, SW2, rows, rmask, w + D, 2 * D, b + D, BB, D, D, KC_O)
-            out = h + a * tl.sigmoid(g)
-        else:
-            out = h + _mv(scr, SW2, rows, rmask, wo_ptr + li * D * D, D, bo_ptr + li * D, BB, D,
-                          D, KC_O)  # fmt: skip
+        out = h + _proj(y, scr, rows, rmask, SW2, wo_ptr + li * D * D, D, bo_ptr + li * D, BB,
+                        D, D, KC_O, REG, True)  # fmt: skip
     return out
 
 
@@ -201,17 +208,9 @@ def _ff_layer(h, li, rows, rmask, n2_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, scr, e
     SW2: tl.constexpr = 2 * SW
     u = _norm(h, n2_ptr + li * 2 * D, D, LAYER_NORM, eps, rmask)
     w1, b1 = w1_ptr + li * D * F, b1_ptr + li * F
-    if REG and KC_F1 == D:
-        f = _gelu(_mv_reg(u, w1, F, b1, D, F))
-    else:
-        _put(scr, rows, rmask, SW2, 0, u, D)
-        f = _gelu(_mv(scr, SW2, rows, rmask, w1, F, b1, BB, D, F, KC_F1))
+    f = _gelu(_proj(u, scr, rows, rmask, SW2, w1, F, b1, BB, D, F, KC_F1, REG, True))
     w2, b2 = w2_ptr + li * F * D, b2_ptr + li * D
-    if REG and KC_F2 == F:
-        down = _mv_reg(f, w2, D, b2, F, D)
-    else:
-        _put(scr, rows, rmask, SW2, 0, f, F)
-        down = _mv(scr, SW2, rows, rmask, w2, D, b2, BB, F, D, KC_F2)
+    down = _proj(f, scr, rows, rmask, SW2, w2, D, b2, BB, F, D, KC_F2, REG, True)
     return h + down
 
 
@@ -283,20 +282,14 @@ def tier_kernel(
                 h += _skip_get(skip_ptr, rows, rmask, SKW, (2 * ND - li) * FF - 2, D)
     out = h if ND > 0 else h + s
     if POOL_OUT:
-        if REG and KC_UP == D:
-            up = _mv_reg(out, wup_ptr, KOUT, bup_ptr, D, KOUT)
-        else:
-            _put(scr, rows, rmask, SW2, 0, out, D)
-            up = _mv(scr, SW2, rows, rmask, wup_ptr, KOUT, bup_ptr, BB, D, KOUT, KC_UP)
+        up = _proj(out, scr, rows, rmask, SW2, wup_ptr, KOUT, bup_ptr, BB, D, KOUT, KC_UP, REG,
+                   True)  # fmt: skip
         kcol = tl.arange(0, KOUT)
         tl.store(upout_ptr + rows[:, None] * KOUT + kcol[None, :], up, mask=rmask[:, None])
     if HEAD:
         final = _norm(out, fn_ptr, D, True, head_eps, rmask)
-        if REG and KC_HEAD == D:
-            logits = _mv_reg(final, wh_ptr, C, bh_ptr, D, C)
-        else:
-            _put(scr, rows, rmask, SW2, 0, final, D)
-            logits = _mv(scr, SW2, rows, rmask, wh_ptr, C, bh_ptr, BB, D, C, KC_HEAD)
+        logits = _proj(final, scr, rows, rmask, SW2, wh_ptr, C, bh_ptr, BB, D, C, KC_HEAD, REG,
+                       True)  # fmt: skip
         ccol = tl.arange(0, C)
         at = (pos * B + rows[:, None]) * C + ccol[None, :]
         tl.store(logits_ptr + at, logits, mask=rmask[:, None])
