@@ -1,5 +1,7 @@
-"""Where the GPU time goes: the ``triton`` engine's launches per tier and the training step's
-operators (SaShiMi SC09 preset), for ``gpu_check.sh``.
+"""Where the GPU time goes, for the SaShiMi SC09 preset (run by ``gpu_check.sh``).
+
+The ``triton`` engine's launches per tier, its launch settings, and the training step's
+operators:
 
 - ``generation``: for each ``--kernels`` kernel and ``--batches`` batch, the device time of
   each tier's launch (CUDA events around each launch of a period run without the graph), the
