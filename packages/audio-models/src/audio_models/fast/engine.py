@@ -490,7 +490,7 @@ MAX_TEAM = 4
 
 def _team_functions(library: ctypes.CDLL) -> None:
     library.sashimi_team_new.restype = ctypes.c_void_p
-    library.sashimi_team_new.argtypes = [ctypes.c_int64, ctypes.c_int64]
+    library.sashimi_team_new.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
     library.sashimi_team_free.restype = None
     library.sashimi_team_free.argtypes = [ctypes.c_void_p]
     library.sashimi_team_step.restype = ctypes.c_int
@@ -520,7 +520,9 @@ class CompiledStepper(SplitStepper, SamplingStepper):
         members = min(MAX_TEAM, workers if workers is not None else torch.get_num_threads())
         if batch == 1 and members > 1:
             # the widest projection split by its inputs: a GLU's 2 H, or a pool's output
-            self.team = library.sashimi_team_new(members, 2 * int(compiled.plan[H_MAXW]))
+            self.team = library.sashimi_team_new(
+                members, 2 * int(compiled.plan[H_MAXW]), compiled.classes
+            )
             self.own_threads = self.team is not None
 
     def _pointers(self, lo: int, hi: int) -> tuple[int, ...]:
