@@ -5,8 +5,8 @@ operators:
 
 - ``generation``: for each ``--kernels`` kernel and ``--batches`` batch, the device time of
   each tier's launch (CUDA events around each launch of a period run without the graph), the
-  sum over a period, and the wall time of a period replayed as a CUDA graph: their difference
-  is what launching and synchronising cost;
+  sum over a period, and the wall time of a period replayed as a CUDA graph with the tiers
+  overlapped (the default) and in order, each with its error against the eager step;
 - ``training``: one optimizer step (``train_step.py``'s, ``--precision``, ``--compile``)
   under ``torch.profiler``: the ``--top`` operators by CUDA time, and the peak allocation;
 - ``sweep`` (CUDA): the engine's launch settings (rows per program, warps, tile budgets,
@@ -104,24 +104,12 @@ def generation(args: argparse.Namespace) -> dict[str, Any]:
             }
             kernels_us = sum(t["median_us"] * t["launches_per_period"] for t in tiers.values())
             row: dict[str, Any] = {"tiers": tiers, "kernels_per_period_us": round(kernels_us, 1)}
-            if device.type == "cuda":
-                graphed = fused.FusedSampler(f, batch)
-                graphed.start(start_token=model.start_token, seed=seed, temperature=1.0,
-                              top_p=1.0)  # fmt: skip
-                shape = (sampler.period, batch)
-                none = (torch.zeros(shape, dtype=torch.long, device=device),
-                        torch.zeros(shape, dtype=torch.int32, device=device))  # fmt: skip
-                graphed.run(*none)
-                clock.sync()
-                a = clock.mark()
-                for _ in range(args.periods):
-                    graphed.graph.replay()
-                e = clock.mark()
-                clock.sync()
-                row["graph_period_us"] = round(clock.between(a, e) * 1e3 / args.periods, 1)
-                row["graph_samples_per_s"] = round(
-                    sampler.period * batch * args.periods / (clock.between(a, e) / 1e3), 1
-                )
+            if device.type == "cuda":  # the period as a graph: overlapped, and in order
+                defaults = [fused.default_launch(t.d, batch) for t in f.tiers]
+                row["graph"] = _graphed(f, model, batch, defaults, clock, args.periods)
+                if f.overlap_refused() is None:
+                    row["graph_in_order"] = _graphed(f, model, batch, defaults, clock,
+                                                     args.periods, overlap=False)  # fmt: skip
             out[f"{name}_b{batch}"] = row
     return out
 
@@ -129,17 +117,14 @@ def generation(args: argparse.Namespace) -> dict[str, Any]:
 def _tier_samples(sampler: Any, clock: _Clock, periods: int) -> dict[int, list[float]]:
     """Each tier's launch times (milliseconds) over ``periods`` periods run launch by launch
     (``sampler`` built with ``graph=False``; its torch twin in a CPU rehearsal)."""
-    b, f = sampler.b, sampler.f
+    b = sampler.b
     times: dict[int, list[float]] = {}
     for _ in range(periods):
         marks = []
-        for i, slot, pos in sampler.schedule():
+        for step in sampler.schedule():
             start = clock.mark()
-            if sampler.backend == "torch":
-                f.torch_tier(i, b, slot, pos, temperature=1.0, top_p=1.0)
-            else:
-                sampler._launch(i, b, slot, pos, 1.0, 1.0)
-            marks.append((i, start, clock.mark()))
+            sampler.launch(step, b)
+            marks.append((step.tier, start, clock.mark()))
         b.tokens[0].copy_(b.tokens[sampler.period])
         b.counter.add_(1)
         clock.sync()
@@ -154,8 +139,8 @@ def _tier_times(sampler: Any, clock: _Clock, periods: int) -> list[float]:
     return [round(statistics.median(times[i]) * 1e3, 2) for i in sorted(times)]
 
 
-def _graphed(f: Any, model: Any, batch: int, launches: Any, clock: _Clock,
-             periods: int) -> dict[str, Any]:  # fmt: skip
+def _graphed(f: Any, model: Any, batch: int, launches: Any, clock: _Clock, periods: int,
+             overlap: bool | None = None) -> dict[str, Any]:  # fmt: skip
     """A period replayed as a CUDA graph with these launches: its wall time and throughput,
     and the worst relative difference of its teacher-forced logits from the eager step's
     over two periods."""
@@ -165,7 +150,7 @@ def _graphed(f: Any, model: Any, batch: int, launches: Any, clock: _Clock,
     from audio_models.sampling import EagerStepper
 
     device = f.device
-    sampler = fused.FusedSampler(f, batch, launches=launches)
+    sampler = fused.FusedSampler(f, batch, launches=launches, overlap=overlap)
     seed = torch.zeros(1, dtype=torch.long, device=device)
     sampler.start(start_token=model.start_token, seed=seed, temperature=1.0, top_p=1.0)
     P = sampler.period
@@ -199,6 +184,7 @@ def _graphed(f: Any, model: Any, batch: int, launches: Any, clock: _Clock,
     period_us = clock.between(a, e) * 1e3 / periods
     return {
         "launches": [vars(x) for x in launches],
+        "overlap": sampler.overlap,
         "period_us": round(period_us, 1),
         "steps_per_s": round(P / (period_us / 1e6), 1),
         "samples_per_s": round(P * batch / (period_us / 1e6), 1),

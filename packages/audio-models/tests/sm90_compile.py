@@ -43,7 +43,8 @@ def signature(args: list[object], constants: dict[str, object]) -> dict[str, str
 
 
 def report(sampler: fused.FusedSampler, tier: int, top_p: float) -> dict[str, int]:
-    args, constants = sampler.launch_args(tier, sampler.b, 0, 0, 1.0, top_p)
+    step = next(s for s in sampler.schedule() if s.tier == tier)  # the variant that runs
+    args, constants = sampler.launch_args(step, sampler.b, 1.0, top_p)
     index = {(tier_kernel.arg_names.index(k),): v for k, v in constants.items()}
     source = ASTSource(tier_kernel, signature(args, constants), constexprs=index)
     warps = sampler.launches[tier].warps

@@ -77,10 +77,113 @@ def _forced_run(model: torch.nn.Module, sampler: fused.FusedSampler, periods: in
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_the_twin_equals_the_eager_step(variant: str, dtype: torch.dtype) -> None:
+    """Overlapped (where the model allows: the default) and in order."""
     model = tiny(dtype, **VARIANTS[variant])
     model.setup_rnn("linear")
-    sampler = fused.FusedSampler(fused.FusedSaShiMi(model), 3, backend="torch")
-    assert _forced_run(model, sampler, 3, 3) <= (1e-5 if dtype == torch.float32 else 1e-9)
+    f = fused.FusedSaShiMi(model)
+    for overlap in (True, False) if f.overlap_refused() is None else (False,):
+        sampler = fused.FusedSampler(f, 3, backend="torch", overlap=overlap)
+        assert sampler.overlap == overlap
+        assert _forced_run(model, sampler, 3, 3) <= (1e-5 if dtype == torch.float32 else 1e-9)
+
+
+def _reachable(deps: list[list[int]]) -> list[set[int]]:
+    """For each launch, every earlier launch it waits for, directly or not."""
+    out: list[set[int]] = []
+    for need in deps:
+        out.append(set(need).union(*(out[d] for d in need)))
+    return out
+
+
+@pytest.mark.parametrize("pool", [(2, 2), (4, 4), (2, 2, 2)])
+def test_overlapped_launches_run_beside_the_outer_tier(pool: tuple[int, ...]) -> None:
+    """Tier 1's step at a frame's last position waits for neither that position's outer
+    step nor the other way round, nor does the centre (first in a period) wait for the
+    period's first outer steps. With two pools the longest chain of launches is the outer
+    tier's, one per position, where in order every launch waits for the one before."""
+    f = fused.FusedSaShiMi(tiny(torch.float32, pool=pool))
+    sampler = fused.FusedSampler(f, 2, backend="torch")
+    assert sampler.overlap
+    steps = sampler.schedule()
+    after = _reachable(sampler.dependencies(steps))
+
+    def index(tier: int, pos: int) -> int:
+        return next(n for n, s in enumerate(steps) if s.tier == tier and s.pos == pos)
+
+    p0, P, last = pool[0], sampler.period, len(pool)
+    for k in range(P // p0):
+        m, o = index(1, k * p0 + p0 - 1), index(0, k * p0 + p0 - 1)
+        assert m < o
+        assert m not in after[o]
+        assert steps[m].tokens_in
+    centre = 0
+    assert steps[centre].tier == last
+    for j in range(p0 - 1):
+        assert centre not in after[index(0, j)]
+    above = next(n for n, s in enumerate(steps) if s.tier == last - 1)
+    assert centre in after[above]  # its output is the next tier's next input
+    chain = [0] * len(steps)
+    for n, need in enumerate(sampler.dependencies(steps)):
+        chain[n] = 1 + max((chain[d] for d in need), default=0)
+    if len(pool) > 2:
+        assert max(chain) < len(steps)
+        return
+    assert max(chain) == P
+    in_order = fused.FusedSampler(f, 2, backend="torch", overlap=False)
+    ordered = in_order.schedule()
+    assert all(n - 1 in _reachable(in_order.dependencies(ordered))[n]
+               for n in range(1, len(ordered)))  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_overlapped_period_in_any_order_its_dependencies_allow_equals_eager(
+    seed: int,
+) -> None:
+    """What a CUDA graph may do with the streams: run the launches of each period in any
+    order that keeps every dependency (here a random one, picked among the launches whose
+    dependencies have run). Wrong dependencies (a buffer two launches share but the order
+    does not protect) give other logits."""
+    import random
+
+    model = tiny(torch.float64, pool=(2, 2), n_layers=2)
+    model.setup_rnn("linear")
+    sampler = fused.FusedSampler(fused.FusedSaShiMi(model), 2, backend="torch")
+    sampler.start(start_token=model.start_token, seed=torch.tensor([1]), temperature=1.0,
+                  top_p=1.0)  # fmt: skip
+    rng = random.Random(seed)
+    P = sampler.period
+    tokens = torch.randint(0, 16, (4 * P, 2), generator=torch.Generator().manual_seed(2))
+    eager = EagerStepper(model, 2, torch.device("cpu"))  # type: ignore[arg-type]
+    prev = torch.full((2,), model.start_token)
+    moved = 0
+    for k in range(4):
+        steps = sampler.schedule(first=k == 0)
+        deps = sampler.dependencies(steps)
+        done: list[int] = []
+        while len(done) < len(steps):
+            ready = [n for n in range(len(steps))
+                     if n not in done and all(d in done for d in deps[n])]  # fmt: skip
+            done.append(rng.choice(ready))
+        moved += done != sorted(done)
+        sampler.b.forced.copy_(tokens[k * P : (k + 1) * P])
+        sampler.b.use.fill_(1)
+        for n in done:
+            sampler.launch(steps[n], sampler.b)
+        sampler._end_period(sampler.b)
+        for j in range(P):
+            assert _rel(eager.step(prev), sampler.b.logits[j]) <= 1e-9
+            prev = tokens[k * P + j]
+    assert moved  # some period ran out of program order
+
+
+def test_overlapping_is_refused_where_the_model_cannot() -> None:
+    unet = fused.FusedSaShiMi(tiny(torch.float32, pool=(2, 2), unet=True))
+    assert unet.overlap_refused() == "the U-Net's tier 1 pools the outer tier's down layers"
+    assert not fused.FusedSampler(unet, 2, backend="torch").overlap
+    with pytest.raises(ValueError, match="tiers cannot overlap: the U-Net's"):
+        fused.FusedSampler(unet, 2, backend="torch", overlap=True)
+    one = fused.FusedSaShiMi(tiny(torch.float32, pool=(4,)))
+    assert one.overlap_refused() == "fewer than two pools"
 
 
 @interpreted
@@ -201,25 +304,31 @@ def test_gumbel_max_on_the_hash_samples_the_softmax() -> None:
     assert not torch.equal(other, u[:8])
 
 
-def test_a_graph_frozen_period_replays_as_eager_steps() -> None:
+@pytest.mark.parametrize("overlap", [True, False])
+def test_a_graph_frozen_period_replays_as_eager_steps(overlap: bool) -> None:
     """``make_fx`` freezes the period's Python control flow as a CUDA graph capture does;
-    replaying the frozen graph period after period (new forced tokens in the static input
-    buffers) must equal eager stepping. A schedule or sample index kept in Python state
-    would replay the first period's tiers forever."""
+    replaying the frozen graphs (the first period's, then the steady one) period after
+    period (new forced tokens in the static input buffers) must equal eager stepping. A
+    schedule or sample index kept in Python state would replay the first period's tiers
+    forever."""
     model = tiny(torch.float64, pool=(2, 2), n_layers=2)
     model.setup_rnn("linear")
-    sampler = fused.FusedSampler(fused.FusedSaShiMi(model), 2, backend="torch")
+    sampler = fused.FusedSampler(fused.FusedSaShiMi(model), 2, backend="torch",
+                                 overlap=overlap)  # fmt: skip
     sampler.start(start_token=model.start_token, seed=torch.tensor([1]), temperature=1.0,
                   top_p=1.0)  # fmt: skip
     flat = sampler.b.flat()
     tiers = len(sampler.f.tiers)
 
-    def period(*buffers: torch.Tensor) -> None:
-        sampler.period_fn(fused.Buffers.from_flat(buffers, tiers))
+    def frozen(first: bool) -> torch.fx.GraphModule:
+        def period(*buffers: torch.Tensor) -> None:
+            sampler.period_fn(fused.Buffers.from_flat(buffers, tiers), first=first)
 
-    graph = make_fx(period)(*[t.clone() for t in flat])
-    text = graph.code
-    assert "_local_scalar_dense" not in text  # no host syncs (.item(), int(tensor))
+        graph = make_fx(period)(*[t.clone() for t in flat])
+        assert "_local_scalar_dense" not in graph.code  # no host syncs (.item(), int(tensor))
+        return graph
+
+    graphs = frozen(True), frozen(False)
     P = sampler.period
     tokens = torch.randint(0, 16, (4 * P, 2), generator=torch.Generator().manual_seed(2))
     eager = EagerStepper(model, 2, torch.device("cpu"))  # type: ignore[arg-type]
@@ -227,7 +336,7 @@ def test_a_graph_frozen_period_replays_as_eager_steps() -> None:
     for k in range(4):
         sampler.b.forced.copy_(tokens[k * P : (k + 1) * P])
         sampler.b.use.fill_(1)
-        graph(*flat)
+        graphs[k > 0](*flat)
         for j in range(P):
             assert _rel(eager.step(prev), sampler.b.logits[j]) <= 1e-9
             prev = tokens[k * P + j]

@@ -95,6 +95,21 @@ def default_launch(width: int, batch: int) -> Launch:
     return Launch(block=block, warps=warps)
 
 
+@dataclass(frozen=True)
+class Step:
+    """One launch of a period: ``tier``, its ``slot`` in its frame, the sample position
+    ``pos``, which of the tier's up-frame buffers it reads (``up_in``) and which of the finer
+    tier's it writes (``up_out``), and whether it pools its input straight from the tokens'
+    embeddings (``tokens_in``: tier 1 of a SaShiMi whose outer tier has no down layers)."""
+
+    tier: int
+    slot: int
+    pos: int
+    up_in: int = 0
+    up_out: int = 0
+    tokens_in: bool = False
+
+
 def _pow2(n: int) -> bool:
     return n >= 1 and n & (n - 1) == 0
 
@@ -300,6 +315,21 @@ class FusedSaShiMi:
                                                                    self.bh))  # fmt: skip
         return out
 
+    def overlap_refused(self) -> str | None:
+        """Why a period of this model cannot overlap its tiers' launches (``None``: it can).
+
+        Overlapping needs tier 1 to pool its input from the tokens (the outer tier has no
+        down layers: the paper's SaShiMi, not the U-Net), a centre of its own (two pools or
+        more), and an even number of outer frames per period (the outer tier's up frames
+        alternate between two buffers)."""
+        if self.unet:
+            return "the U-Net's tier 1 pools the outer tier's down layers"
+        if len(self.pools) < 2:
+            return "fewer than two pools"
+        if (self.period // self.pools[0]) % 2:
+            return "an odd number of outer frames per period"
+        return None
+
     # -- the readable twin of the kernel ---------------------------------------------------
     def _norm(self, x: Tensor, p: Tensor) -> Tensor:
         var, mean = torch.var_mean(x, dim=-1, unbiased=False, keepdim=True)
@@ -333,13 +363,21 @@ class FusedSaShiMi:
         f = F.gelu(torch.addmm(t.w["b1"][li], u, t.w["w1"][li]))
         return h + torch.addmm(t.w["b2"][li], f, t.w["w2"][li])
 
-    def torch_tier(self, i: int, b: Buffers, slot: int, pos: int, *, temperature: float,
-                   top_p: float) -> None:  # fmt: skip
-        """Tier ``i``'s step at ``slot`` of its frame, sample position ``pos`` of the period,
-        on the buffers ``b``: what one :func:`tier_kernel` launch computes."""
+    def torch_tier(self, step: Step, b: Buffers, *, temperature: float, top_p: float) -> None:
+        """One launch of a period (:class:`Step`) on the buffers ``b``: what one
+        :func:`tier_kernel` launch computes."""
+        i, slot, pos = step.tier, step.slot, step.pos
         t = self.tiers[i]
-        x = self.emb[b.tokens[pos]] if i == 0 else torch.addmm(t.w["bdp"], b.downs[i - 1],
-                                                                t.w["wdp"])  # fmt: skip
+        if i == 0:
+            x = self.emb[b.tokens[pos]]
+        else:
+            if step.tokens_in:  # the outer frame's tokens, embedded: what it stores in downs[0]
+                p0 = self.pools[0]
+                frame = self.emb[b.tokens[pos - p0 + 1 : pos + 1]].transpose(0, 1)
+                frame = frame.reshape(frame.shape[0], -1)
+            else:
+                frame = b.downs[i - 1]
+            x = torch.addmm(t.w["bdp"], frame, t.w["wdp"])
         skips = [x]  # the U-Net's: the input and every down residual layer's output
         for li in range(t.nd):
             x = self._s4(t, li, x, b.states[i][:, li])
@@ -350,7 +388,7 @@ class FusedSaShiMi:
         skips.pop()
         if t.pool:
             at = slice(slot * t.d, (slot + 1) * t.d)
-            s = x + b.ups[i][:, at]
+            s = x + b.ups[i][step.up_in][:, at]
             b.downs[i][:, at] = x
         else:
             s = x
@@ -365,7 +403,7 @@ class FusedSaShiMi:
                     h = h + skips.pop()
         out = h if t.nd else h + s
         if i > 0:
-            b.ups[i - 1].copy_(torch.addmm(t.w["bup"], out, t.w["wup"]))
+            b.ups[i - 1][step.up_out].copy_(torch.addmm(t.w["bup"], out, t.w["wup"]))
         else:
             self._head(out, b, pos, temperature=temperature, top_p=top_p)
 
@@ -399,9 +437,11 @@ class Buffers:
     ``tokens (P + 1, B)``: row 0 the previous period's last token, row ``j + 1`` the token
     chosen at position ``j``; ``forced`` / ``use (P, B)``: the prefix tokens to take instead
     of sampling; ``logits (P, B, C)``, ``logp (P, B)``: per position; ``seed``, ``counter``:
-    the noise key; per tier, the S4 states ``(B, n, 2, d, M)`` and (but the centre) the
-    ``(B, pool d)`` down and up frame buffers; the kernel's scratch rows and (the U-Net)
-    each row's skips (flat, ``B`` times the widest tier's skips, the kernel's ``SKW``).
+    the noise key; per tier, the S4 states ``(B, n, 2, d, M)``, (but the centre) the
+    ``(B, pool d)`` down frame and the ``(k, B, pool d)`` up frames (``k = 2`` for the outer
+    tier of an overlapped period, else 1) and the kernel's scratch rows (``(tiers, B, 2 sw)``:
+    one set per tier, which overlapping launches need); (the U-Net) each row's skips (flat,
+    ``B`` times the widest tier's skips, the kernel's ``SKW``).
     """
 
     tokens: Tensor
@@ -449,22 +489,43 @@ class FusedSampler(BlockSampler):
         backend: ``triton`` (the kernels; on the CPU only under ``TRITON_INTERPRET=1``) or
             ``torch`` (the twin, any device).
         graph: capture the period into a CUDA graph (default: on CUDA with ``triton``).
+        launches: one :class:`Launch` per tier (default: :func:`default_launch`).
+        overlap: schedule the period so that the inner tiers' launches overlap the outer
+            tier's (default: where the model allows, :meth:`FusedSaShiMi.overlap_refused`).
+            Tier 1 then pools its frame from the tokens' embeddings and starts as soon as the
+            frame's last token is drawn, beside the outer step that embeds it, and the centre
+            runs at the start of the next period, beside its first outer steps (its output is
+            first read there). In a CUDA graph each tier's launches go to a stream of their
+            own, joined where :meth:`dependencies` says.
+
+    Raises:
+        ValueError: bad launches, or ``overlap=True`` for a model that cannot overlap.
     """
 
     def __init__(self, fused: FusedSaShiMi, batch: int, *, backend: str = "triton",
-                 graph: bool | None = None,
-                 launches: list[Launch] | None = None) -> None:  # fmt: skip
+                 graph: bool | None = None, launches: list[Launch] | None = None,
+                 overlap: bool | None = None) -> None:  # fmt: skip
         self.f, self.batch, self.backend = fused, batch, backend
         self.period, self.classes = fused.period, fused.classes
+        refused = fused.overlap_refused()
+        if overlap and refused:
+            raise ValueError(f"this model's tiers cannot overlap: {refused}")
+        self.overlap = refused is None if overlap is None else overlap
         self.graph_enabled = (
             graph if graph is not None else (fused.device.type == "cuda" and backend == "triton")
         )
+        #: The CUDA graphs of a period: ``graph`` the steady one, ``first_graph`` the first
+        #: period's after :meth:`start` (no centre from a previous period, when overlapped).
         self.graph: Any = None
+        self.first_graph: Any = None
+        self.first = True
         self.settings: tuple[float, float] | None = None
         dev, dt = fused.device, fused.dtype
         P, B, C = self.period, batch, fused.classes
         sw = max(max(t.d, t.f) for t in fused.tiers)
         self.sw = sw
+        tiers = fused.tiers
+        frames = [2 if self.overlap and i == 0 else 1 for i in range(len(tiers) - 1)]
         self.b = Buffers(
             tokens=torch.zeros(P + 1, B, dtype=torch.long, device=dev),
             forced=torch.zeros(P, B, dtype=torch.long, device=dev),
@@ -473,17 +534,20 @@ class FusedSampler(BlockSampler):
             logp=torch.zeros(P, B, dtype=dt, device=dev),
             seed=torch.zeros(1, dtype=torch.long, device=dev),
             counter=torch.zeros(1, dtype=torch.long, device=dev),
-            scratch=torch.zeros(B, 2 * sw, dtype=dt, device=dev),
-            skips=torch.zeros(B * max(map(_skip_width, fused.tiers)), dtype=dt, device=dev),
+            scratch=torch.zeros(len(tiers), B, 2 * sw, dtype=dt, device=dev),
+            skips=torch.zeros(B * max(map(_skip_width, tiers)), dtype=dt, device=dev),
             rows=torch.arange(B, device=dev),
             classes=torch.arange(C, device=dev),
-            states=[torch.zeros(B, t.n, 2, t.d, t.m, dtype=dt, device=dev) for t in fused.tiers],
-            downs=[torch.zeros(B, t.pool * t.d, dtype=dt, device=dev) for t in fused.tiers[:-1]],
-            ups=[torch.zeros(B, t.pool * t.d, dtype=dt, device=dev) for t in fused.tiers[:-1]],
+            states=[torch.zeros(B, t.n, 2, t.d, t.m, dtype=dt, device=dev) for t in tiers],
+            downs=[torch.zeros(B, t.pool * t.d, dtype=dt, device=dev) for t in tiers[:-1]],
+            ups=[
+                torch.zeros(k, B, t.pool * t.d, dtype=dt, device=dev)
+                for k, t in zip(frames, tiers[:-1], strict=True)
+            ],
         )
-        self.launches = launches or [default_launch(t.d, batch) for t in fused.tiers]
-        if len(self.launches) != len(fused.tiers):
-            raise ValueError(f"{len(fused.tiers)} tiers need as many launches")
+        self.launches = launches or [default_launch(t.d, batch) for t in tiers]
+        if len(self.launches) != len(tiers):
+            raise ValueError(f"{len(tiers)} tiers need as many launches")
         for launch in self.launches:
             if not (_pow2(launch.block) and launch.block <= MAX_BLOCK):
                 raise ValueError(
@@ -492,43 +556,134 @@ class FusedSampler(BlockSampler):
                 )
 
     # -- one period ------------------------------------------------------------------------
-    def schedule(self) -> list[tuple[int, int, int]]:
-        """``(tier, slot, position)`` of every launch in a period, in order."""
-        pools, out = self.f.pools, []
-        for j in range(self.period):
-            out.append((0, j % pools[0] if pools else 0, j))
+    def schedule(self, first: bool = False) -> list[Step]:
+        """Every launch of a period, in an order whose sequential run is the model's step
+        order (``first``: the first period after :meth:`start`).
+
+        In order, at each position the outer tier steps, then every tier that completes a
+        frame there. Overlapped, tier 1's step (and the inner ones' but the centre's) comes
+        before the outer step at its frame's last position (it reads that position's token,
+        drawn by the step before, and writes the up frame that the outer tier reads only from
+        the next frame on, into the other of two buffers), and the centre's comes first in
+        the next period (``first``: none)."""
+        pools, P = self.f.pools, self.period
+        last = len(pools)  # the centre's tier
+        out: list[Step] = []
+        if self.overlap and not first:
+            out.append(Step(last, 0, P - 1))
+        for j in range(P):
+            frame = j // pools[0] if pools else 0
+            outer = Step(0, j % pools[0] if pools else 0, j,
+                         up_in=(frame + 1) % 2 if self.overlap else 0)  # fmt: skip
+            inner: list[Step] = []
             span = 1
-            for i in range(1, len(pools) + 1):
+            for i in range(1, last + 1):
                 span *= pools[i - 1]
                 if (j + 1) % span:
                     break
-                slot = (j // span) % pools[i] if i < len(pools) else 0
-                out.append((i, slot, j))
+                slot = (j // span) % pools[i] if i < last else 0
+                if self.overlap and i == 1:
+                    inner.append(Step(1, slot, j, up_out=frame % 2, tokens_in=True))
+                elif not (self.overlap and i == last):
+                    inner.append(Step(i, slot, j))
+            out += [*inner, outer] if self.overlap else [outer, *inner]
         return out
 
-    def period_fn(self, b: Buffers) -> None:
-        """Run one period on ``b`` (the unrolled schedule, then the period's bookkeeping)."""
+    def accesses(self, step: Step) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+        """What one launch reads and writes: ``(reads, writes)``, sets of buffer parts (a
+        tier's states or scratch rows, a token row, a frame slot or up frame, a position's
+        outputs); the constant tables and the period's inputs are left out."""
+        i, t, pools = step.tier, self.f.tiers[step.tier], self.f.pools
+        reads: set[tuple[Any, ...]] = {("state", i)}
+        writes: set[tuple[Any, ...]] = {("state", i), ("scratch", i)}
+        if t.nd:
+            reads.add(("skips",))
+            writes.add(("skips",))
+        if i == 0:
+            reads.add(("token", step.pos))
+            writes |= {("token", step.pos + 1), ("out", step.pos)}
+        elif step.tokens_in:
+            reads |= {("token", r) for r in range(step.pos - pools[0] + 1, step.pos + 1)}
+        else:
+            reads |= {("down", i - 1, k) for k in range(pools[i - 1])}
+        if t.pool:
+            reads.add(("up", i, step.up_in))
+            writes.add(("down", i, step.slot))
+        if i > 0:
+            writes.add(("up", i - 1, step.up_out))
+        return reads, writes
+
+    def dependencies(self, steps: list[Step]) -> list[list[int]]:
+        """For each launch of ``steps``, the earlier launches it must wait for: the last one
+        that wrote what it reads or writes, and those that read what it writes since."""
+        last: dict[tuple[Any, ...], int] = {}
+        readers: dict[tuple[Any, ...], list[int]] = {}
+        out: list[list[int]] = []
+        for n, step in enumerate(steps):
+            reads, writes = self.accesses(step)
+            need = {last[r] for r in reads | writes if r in last}
+            for w in writes:
+                need.update(readers.get(w, ()))
+            for r in reads:
+                readers.setdefault(r, []).append(n)
+            for w in writes:
+                last[w], readers[w] = n, []
+            need.discard(n)
+            out.append(sorted(need))
+        return out
+
+    def launch(self, step: Step, b: Buffers) -> None:
+        """Run one launch on ``b`` with the sampler's backend."""
         temperature, top_p = self.settings or (1.0, 1.0)
-        for i, slot, pos in self.schedule():
-            if self.backend == "torch":
-                self.f.torch_tier(i, b, slot, pos, temperature=temperature, top_p=top_p)
-            else:
-                self._launch(i, b, slot, pos, temperature, top_p)
+        if self.backend == "torch":
+            self.f.torch_tier(step, b, temperature=temperature, top_p=top_p)
+        else:
+            from audio_models.fast.triton_tier import tier_kernel
+
+            args, constants = self.launch_args(step, b, temperature, top_p)
+            launch = self.launches[step.tier]
+            grid = (-(-self.batch // launch.block),)
+            tier_kernel[grid](*args, **constants, num_warps=launch.warps)
+
+    def period_fn(self, b: Buffers, first: bool = False) -> None:
+        """Run one period on ``b`` (the schedule in order, then the period's bookkeeping)."""
+        for step in self.schedule(first):
+            self.launch(step, b)
+        self._end_period(b)
+
+    def _end_period(self, b: Buffers) -> None:
         b.tokens[0].copy_(b.tokens[self.period])
         b.counter.add_(1)
 
-    def _launch(self, i: int, b: Buffers, slot: int, pos: int, temperature: float,
-                top_p: float) -> None:  # fmt: skip
-        from audio_models.fast.triton_tier import tier_kernel
+    def _period_streams(self, b: Buffers, first: bool) -> None:
+        """One period launched for a CUDA graph capture: each tier on a stream of its own
+        (the outer tier on the capturing one), each launch after the launches of other tiers
+        that it depends on."""
+        steps = self.schedule(first)
+        deps = self.dependencies(steps)
+        main = torch.cuda.current_stream()
+        streams = [main] + [torch.cuda.Stream() for _ in self.f.tiers[1:]]  # type: ignore[no-untyped-call]
+        for s in streams[1:]:
+            s.wait_stream(main)
+        done: list[Any] = []
+        for step, need in zip(steps, deps, strict=True):
+            stream = streams[step.tier]
+            for d in need:
+                if steps[d].tier != step.tier:
+                    stream.wait_event(done[d])
+            with torch.cuda.stream(stream):
+                self.launch(step, b)
+            event = torch.cuda.Event()  # type: ignore[no-untyped-call]
+            event.record(stream)
+            done.append(event)
+        for s in streams[1:]:
+            main.wait_stream(s)
+        self._end_period(b)
 
-        args, constants = self.launch_args(i, b, slot, pos, temperature, top_p)
-        launch = self.launches[i]
-        grid = (-(-self.batch // launch.block),)
-        tier_kernel[grid](*args, **constants, num_warps=launch.warps)
-
-    def launch_args(self, i: int, b: Buffers, slot: int, pos: int, temperature: float,
+    def launch_args(self, step: Step, b: Buffers, temperature: float,
                     top_p: float) -> tuple[list[Any], dict[str, Any]]:  # fmt: skip
-        """The arguments and the compile-time constants of tier ``i``'s launch."""
+        """The arguments and the compile-time constants of one launch."""
+        i, slot, pos = step.tier, step.slot, step.pos
         f, t, w = self.f, self.f.tiers[i], self.f.tiers[i].w
         launch = self.launches[i]
         BB, dummy = launch.block, b.logp
@@ -539,15 +694,15 @@ class FusedSampler(BlockSampler):
             return min(k, _floor2(tile // (BB * n)))
 
         args = [
-            b.tokens, f.emb if i == 0 else dummy,
+            b.tokens, f.emb if i == 0 or step.tokens_in else dummy,
             b.downs[i - 1] if i > 0 else dummy, w.get("wdp", dummy), w.get("bdp", dummy),
-            b.ups[i] if t.pool else dummy, b.downs[i] if t.pool else dummy, slot,
+            b.ups[i][step.up_in] if t.pool else dummy, b.downs[i] if t.pool else dummy, slot,
             w["n1"], w["ssm"], w["dsk"], w["wo"], w["bo"], w.get("n2", dummy),
             w.get("w1", dummy), w.get("b1", dummy), w.get("w2", dummy), w.get("b2", dummy),
             b.states[i], w.get("wup", dummy), w.get("bup", dummy),
-            b.ups[i - 1] if i > 0 else dummy, b.skips,
+            b.ups[i - 1][step.up_out] if i > 0 else dummy, b.skips,
             f.fn, f.wh, f.bh, b.logits, b.logp, b.forced, b.use, b.seed, b.counter,
-            pos, float(temperature or 1.0), float(top_p), b.scratch, self.batch, f.eps,
+            pos, float(temperature or 1.0), float(top_p), b.scratch[i], self.batch, f.eps,
             f.head_eps,
         ]  # fmt: skip
         constants = dict(
@@ -557,6 +712,7 @@ class FusedSampler(BlockSampler):
             HC=min(t.d, _floor2(ssm_tile // (BB * t.m))), KC_IN=kc(max(t.kin, 1), t.d),
             KC_O=kc(t.d, t.d), KC_F1=kc(t.d, max(t.f, 1)), KC_F2=kc(max(t.f, 1), t.d),
             KC_UP=kc(t.d, kout), KC_HEAD=kc(t.d, f.classes), EMBED=i == 0,
+            TOKENS_IN=step.tokens_in, DE=f.tiers[0].d,
             CENTER=t.pool == 0, POOL_OUT=i > 0, HEAD=i == 0, HAS_FF=t.f > 0, GLU=t.glu,
             RANK=t.rank, LAYER_NORM=f.layer_norm, GREEDY=temperature == 0,
             NUCLEUS=top_p < 1, REG=launch.reg,
@@ -567,11 +723,11 @@ class FusedSampler(BlockSampler):
     def start(self, *, start_token: int, seed: Tensor, temperature: float, top_p: float) -> None:
         settings = (float(temperature), float(top_p))
         if self.graph is not None and settings != self.settings:
-            self.graph = None  # sampling settings are part of the captured launches
+            self.graph = self.first_graph = None  # the settings are part of the launches
         self.settings = settings
         self._reset(start_token, seed)
         if self.graph_enabled and self.graph is None:
-            self.graph = self._capture(start_token, seed)
+            self.first_graph, self.graph = self._capture(start_token, seed)
 
     def _reset(self, start_token: int, seed: Tensor) -> None:
         b = self.b
@@ -580,28 +736,37 @@ class FusedSampler(BlockSampler):
         b.tokens.fill_(start_token)
         b.counter.zero_()
         b.seed.copy_(seed.reshape(1) % MOD)
+        self.first = True
 
-    def _capture(self, start_token: int, seed: Tensor) -> Any:
+    def _capture(self, start_token: int, seed: Tensor) -> tuple[Any, Any]:
         """Warm every kernel (compiling it) on a side stream, restore the buffers, then
-        capture one period."""
+        capture the first period and the steady one."""
         stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
+            self.period_fn(self.b, first=True)
             self.period_fn(self.b)
         torch.cuda.current_stream().wait_stream(stream)
         self._reset(start_token, seed)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self.period_fn(self.b)
-        return graph
+        graphs = []
+        for first in (True, False):
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                if self.overlap:
+                    self._period_streams(self.b, first)
+                else:
+                    self.period_fn(self.b, first)
+            graphs.append(graph)
+        return graphs[0], graphs[1]
 
     def run(self, forced: Tensor, use: Tensor) -> tuple[Tensor, Tensor]:
         self.b.forced.copy_(forced)
         self.b.use.copy_(use)
         if self.graph is not None:
-            self.graph.replay()
+            (self.first_graph if self.first else self.graph).replay()
         else:
-            self.period_fn(self.b)
+            self.period_fn(self.b, first=self.first)
+        self.first = False
         return self.b.tokens[1:].clone(), self.b.logp.clone()
 
 

@@ -56,6 +56,26 @@ def _mv(x_ptr, xs, rows, rmask, w_ptr, ws, b_ptr, BB: tl.constexpr, K: tl.conste
 
 
 @triton.jit
+def _mv_tokens(tokens_ptr, emb_ptr, pos, B, rows, rmask, w_ptr, ws, b_ptr, BB: tl.constexpr,
+               K: tl.constexpr, N: tl.constexpr, KC: tl.constexpr,
+               DE: tl.constexpr):  # fmt: skip
+    """:func:`_mv` of the outer tier's frame ending at position ``pos``, taken from the
+    tokens' embeddings (``emb (classes, DE)``, token rows ``pos - K / DE + 1 .. pos``): the
+    frame the outer tier stores, without waiting for its last step."""
+    n = tl.arange(0, N)
+    acc = tl.zeros((BB, N), dtype=tl.float32) + tl.load(b_ptr + n)[None, :]
+    for k0 in range(0, K, KC):
+        k = k0 + tl.arange(0, KC)
+        row = pos - K // DE + 1 + k // DE
+        tok = tl.load(tokens_ptr + row[None, :] * B + rows[:, None], mask=rmask[:, None],
+                      other=0)  # fmt: skip
+        xk = tl.load(emb_ptr + tok * DE + (k % DE)[None, :], mask=rmask[:, None], other=0.0)
+        wk = tl.load(w_ptr + k[:, None] * ws + n[None, :])
+        acc += tl.sum(xk[:, :, None] * wk[None, :, :], axis=1)
+    return acc
+
+
+@triton.jit
 def _mv_reg(x, w_ptr, ws, b_ptr, K: tl.constexpr, N: tl.constexpr):
     """``(BB, N)``: ``x (BB, K)``, held in registers, times ``w (K, N)`` (row stride ``ws``)
     plus ``b``, in one tile (no scratch round trip)."""
@@ -226,7 +246,8 @@ def tier_kernel(
     POOL: tl.constexpr, KIN: tl.constexpr, KOUT: tl.constexpr, C: tl.constexpr,
     PERIOD: tl.constexpr, SW: tl.constexpr, HC: tl.constexpr, KC_IN: tl.constexpr,
     KC_O: tl.constexpr, KC_F1: tl.constexpr, KC_F2: tl.constexpr, KC_UP: tl.constexpr,
-    KC_HEAD: tl.constexpr, EMBED: tl.constexpr, CENTER: tl.constexpr, POOL_OUT: tl.constexpr,
+    KC_HEAD: tl.constexpr, EMBED: tl.constexpr, TOKENS_IN: tl.constexpr, DE: tl.constexpr,
+    CENTER: tl.constexpr, POOL_OUT: tl.constexpr,
     HEAD: tl.constexpr, HAS_FF: tl.constexpr, GLU: tl.constexpr, RANK: tl.constexpr,
     LAYER_NORM: tl.constexpr, GREEDY: tl.constexpr, NUCLEUS: tl.constexpr,
     REG: tl.constexpr,
@@ -236,9 +257,11 @@ def tier_kernel(
     ``tokens (PERIOD + 1, B)``: the outer tier embeds row ``pos`` and writes the sampled
     token to row ``pos + 1``; ``up`` / ``down (B, POOL D)``: this tier's frame buffers
     (``slot``: the step's place in the frame; none in the centre); ``frame (B, KIN)``: the
-    finer tier's down buffer, pooled by ``wdp (KIN, D)``; ``upout (B, KOUT)``: the finer
+    finer tier's down buffer, pooled by ``wdp (KIN, D)`` (``TOKENS_IN``: the outer frame
+    from the embeddings ``emb`` of width ``DE`` instead); ``upout (B, KOUT)``: the finer
     tier's up buffer, written through ``wup (D, KOUT)``; ``logits (PERIOD, B, C)`` and
-    ``logp (PERIOD, B)`` at ``pos``; ``forced`` / ``use (PERIOD, B)``: the prefix.
+    ``logp (PERIOD, B)`` at ``pos``; ``forced`` / ``use (PERIOD, B)``: the prefix;
+    ``scr (B, 2 SW)``: this tier's scratch rows.
     """
     pid = tl.program_id(0)
     rows = pid * BB + tl.arange(0, BB)
@@ -248,6 +271,9 @@ def tier_kernel(
     if EMBED:
         tok = tl.load(tokens_ptr + pos * B + rows, mask=rmask, other=0)
         x = tl.load(emb_ptr + tok[:, None] * D + dcol[None, :], mask=rmask[:, None], other=0.0)
+    elif TOKENS_IN:
+        x = _mv_tokens(tokens_ptr, emb_ptr, pos, B, rows, rmask, wdp_ptr, D, bdp_ptr, BB, KIN, D,
+                       KC_IN, DE)  # fmt: skip
     else:
         x = _mv(frame_ptr, KIN, rows, rmask, wdp_ptr, D, bdp_ptr, BB, KIN, D, KC_IN)
     FF: tl.constexpr = 1 + HAS_FF  # residual layers per S4 layer
