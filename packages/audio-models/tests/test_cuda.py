@@ -90,14 +90,20 @@ def _forced_logits(sampler: object, eager: EagerStepper, tokens: torch.Tensor) -
 
 
 @pytest.mark.parametrize("name", ["sashimi-s4", "sashimi-s4d", "sashimi-s4-unet"])
-@pytest.mark.parametrize("graph", [False, True])
-def test_the_triton_engine_on_the_gpu_equals_the_eager_step(name: str, graph: bool) -> None:
+@pytest.mark.parametrize(("graph", "overlap"), [(False, None), (True, None), (True, False)])
+def test_the_triton_engine_on_the_gpu_equals_the_eager_step(
+    name: str, graph: bool, overlap: bool | None
+) -> None:
+    """Launched one by one, and as CUDA graphs with the tiers overlapped (the default, one
+    stream per tier; the U-Net runs in order) and in order."""
     from audio_models.fast import fused
 
     model = _models()[name].cuda().eval()
     model.setup_rnn()
     for batch in (1, 5):
-        sampler = fused.FusedSampler(fused.FusedSaShiMi(model), batch, graph=graph)
+        sampler = fused.FusedSampler(fused.FusedSaShiMi(model), batch, graph=graph,
+                                     overlap=overlap)  # fmt: skip
+        assert sampler.overlap == (overlap is None and not name.endswith("unet"))
         seed = torch.zeros(1, dtype=torch.long, device="cuda")
         sampler.start(start_token=model.start_token, seed=seed, temperature=1.0, top_p=1.0)
         assert (sampler.graph is not None) == graph

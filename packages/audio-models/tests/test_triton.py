@@ -9,11 +9,15 @@ comparisons on the device.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
+import random
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -135,6 +139,32 @@ def test_overlapped_launches_run_beside_the_outer_tier(pool: tuple[int, ...]) ->
                for n in range(1, len(ordered)))  # fmt: skip
 
 
+def _overlapped_periods_equal_eager(run_period: Callable[[fused.FusedSampler, int], bool]) -> None:
+    """Four teacher-forced periods of the tiny two-pool model, overlapped: ``run_period
+    (sampler, k)`` runs period ``k`` on ``sampler.b`` (the forced tokens in place) and says
+    whether its launches ran out of program order; the logits must be the eager step's, and
+    some period must have run out of order."""
+    model = tiny(torch.float64, pool=(2, 2), n_layers=2)
+    model.setup_rnn("linear")
+    sampler = fused.FusedSampler(fused.FusedSaShiMi(model), 2, backend="torch")
+    assert sampler.overlap
+    sampler.start(start_token=model.start_token, seed=torch.tensor([1]), temperature=1.0,
+                  top_p=1.0)  # fmt: skip
+    P = sampler.period
+    tokens = torch.randint(0, 16, (4 * P, 2), generator=torch.Generator().manual_seed(2))
+    eager = EagerStepper(model, 2, torch.device("cpu"))  # type: ignore[arg-type]
+    prev = torch.full((2,), model.start_token)
+    moved = 0
+    for k in range(4):
+        sampler.b.forced.copy_(tokens[k * P : (k + 1) * P])
+        sampler.b.use.fill_(1)
+        moved += run_period(sampler, k)
+        for j in range(P):
+            assert _rel(eager.step(prev), sampler.b.logits[j]) <= 1e-9
+            prev = tokens[k * P + j]
+    assert moved
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_an_overlapped_period_in_any_order_its_dependencies_allow_equals_eager(
     seed: int,
@@ -143,20 +173,9 @@ def test_an_overlapped_period_in_any_order_its_dependencies_allow_equals_eager(
     order that keeps every dependency (here a random one, picked among the launches whose
     dependencies have run). Wrong dependencies (a buffer two launches share but the order
     does not protect) give other logits."""
-    import random
-
-    model = tiny(torch.float64, pool=(2, 2), n_layers=2)
-    model.setup_rnn("linear")
-    sampler = fused.FusedSampler(fused.FusedSaShiMi(model), 2, backend="torch")
-    sampler.start(start_token=model.start_token, seed=torch.tensor([1]), temperature=1.0,
-                  top_p=1.0)  # fmt: skip
     rng = random.Random(seed)
-    P = sampler.period
-    tokens = torch.randint(0, 16, (4 * P, 2), generator=torch.Generator().manual_seed(2))
-    eager = EagerStepper(model, 2, torch.device("cpu"))  # type: ignore[arg-type]
-    prev = torch.full((2,), model.start_token)
-    moved = 0
-    for k in range(4):
+
+    def run_period(sampler: fused.FusedSampler, k: int) -> bool:
         steps = sampler.schedule(first=k == 0)
         deps = sampler.dependencies(steps)
         done: list[int] = []
@@ -164,16 +183,85 @@ def test_an_overlapped_period_in_any_order_its_dependencies_allow_equals_eager(
             ready = [n for n in range(len(steps))
                      if n not in done and all(d in done for d in deps[n])]  # fmt: skip
             done.append(rng.choice(ready))
-        moved += done != sorted(done)
-        sampler.b.forced.copy_(tokens[k * P : (k + 1) * P])
-        sampler.b.use.fill_(1)
         for n in done:
             sampler.launch(steps[n], sampler.b)
         sampler._end_period(sampler.b)
-        for j in range(P):
-            assert _rel(eager.step(prev), sampler.b.logits[j]) <= 1e-9
-            prev = tokens[k * P + j]
-    assert moved  # some period ran out of program order
+        return done != sorted(done)
+
+    _overlapped_periods_equal_eager(run_period)
+
+
+class _FakeStream:
+    """A CUDA stream as :meth:`FusedSampler._period_streams` uses it while a graph is
+    captured: the operations queued on it, waits included."""
+
+    made: list[_FakeStream] = []
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[Any, ...]] = []
+        _FakeStream.made.append(self)
+
+    def wait_stream(self, other: _FakeStream) -> None:
+        self.ops.append(("until", other, len(other.ops)))
+
+    def wait_event(self, event: _FakeEvent) -> None:
+        self.ops.append(("until", *event.at))
+
+
+class _FakeEvent:
+    def record(self, stream: _FakeStream) -> None:
+        self.at = (stream, len(stream.ops))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_captured_period_on_its_streams_runs_as_the_eager_step(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``_period_streams`` on fake streams and events (what a CUDA graph capture records),
+    then the streams run in a random interleaving that keeps their waits (what the graph may
+    do): the logits are the eager step's. A missing wait (or fork, or join) lets some
+    interleaving read a buffer before it is written."""
+    rng = random.Random(seed)
+    current: list[_FakeStream] = []
+
+    @contextlib.contextmanager
+    def use(stream: _FakeStream) -> Iterator[None]:
+        current.append(stream)
+        yield
+        current.pop()
+
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: current[-1])
+    monkeypatch.setattr(torch.cuda, "Stream", _FakeStream)
+    monkeypatch.setattr(torch.cuda, "Event", _FakeEvent)
+    monkeypatch.setattr(torch.cuda, "stream", use)
+
+    def run_period(sampler: fused.FusedSampler, k: int) -> bool:
+        launch, end = sampler.launch, sampler._end_period
+        _FakeStream.made = []
+        current[:] = [_FakeStream()]
+        with monkeypatch.context() as m:  # record: what the capture queues on each stream
+            m.setattr(sampler, "launch", lambda step, b: current[-1].ops.append(("run", step)))
+            m.setattr(sampler, "_end_period", lambda b: current[-1].ops.append(("end",)))
+            sampler._period_streams(sampler.b, first=k == 0)
+        streams, at = _FakeStream.made, dict.fromkeys(_FakeStream.made, 0)
+        assert len(streams) == 3  # one per tier
+        order: list[fused.Step] = []
+        while any(at[s] < len(s.ops) for s in streams):
+            ready = [s for s in streams if at[s] < len(s.ops)
+                     and (s.ops[at[s]][0] != "until" or at[s.ops[at[s]][1]] >= s.ops[at[s]][2])]  # fmt: skip
+            assert ready, "the streams wait on each other"
+            stream = rng.choice(ready)
+            op = stream.ops[at[stream]]
+            at[stream] += 1
+            if op[0] == "run":
+                launch(op[1], sampler.b)
+                order.append(op[1])
+            elif op[0] == "end":
+                assert all(at[s] == len(s.ops) for s in streams), "the period ends first"
+                end(sampler.b)
+        return order != sampler.schedule(first=k == 0)
+
+    _overlapped_periods_equal_eager(run_period)
 
 
 def test_overlapping_is_refused_where_the_model_cannot() -> None:
