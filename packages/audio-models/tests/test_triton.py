@@ -17,7 +17,7 @@ import random
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -195,7 +195,7 @@ class _FakeStream:
     """A CUDA stream as :meth:`FusedSampler._period_streams` uses it while a graph is
     captured: the operations queued on it, waits included."""
 
-    made: list[_FakeStream] = []
+    made: ClassVar[list[_FakeStream]] = []
 
     def __init__(self) -> None:
         self.ops: list[tuple[Any, ...]] = []
@@ -246,9 +246,14 @@ def test_a_captured_period_on_its_streams_runs_as_the_eager_step(
         streams, at = _FakeStream.made, dict.fromkeys(_FakeStream.made, 0)
         assert len(streams) == 3  # one per tier
         order: list[fused.Step] = []
+        def runnable(s: _FakeStream) -> bool:
+            if at[s] == len(s.ops):
+                return False
+            op = s.ops[at[s]]
+            return op[0] != "until" or at[op[1]] >= op[2]
+
         while any(at[s] < len(s.ops) for s in streams):
-            ready = [s for s in streams if at[s] < len(s.ops)
-                     and (s.ops[at[s]][0] != "until" or at[s.ops[at[s]][1]] >= s.ops[at[s]][2])]  # fmt: skip
+            ready = [s for s in streams if runnable(s)]
             assert ready, "the streams wait on each other"
             stream = rng.choice(ready)
             op = stream.ops[at[stream]]
