@@ -246,6 +246,7 @@ def test_a_captured_period_on_its_streams_runs_as_the_eager_step(
         streams, at = _FakeStream.made, dict.fromkeys(_FakeStream.made, 0)
         assert len(streams) == 3  # one per tier
         order: list[fused.Step] = []
+
         def runnable(s: _FakeStream) -> bool:
             if at[s] == len(s.ops):
                 return False
