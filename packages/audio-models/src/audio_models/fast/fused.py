@@ -11,7 +11,9 @@ sampling the next token on the device. On CUDA the period is captured once into 
 and replayed: every buffer is static, and what changes between periods lives in device
 tensors (the tokens, the prefix to force, the period counter that keys the sampling noise),
 so nothing is frozen into the graph but each launch's place in the period. The host
-synchronises once per batch of sequences, not per sample.
+synchronises once per batch of sequences, not per sample. Where the model allows, the inner
+tiers' launches overlap the outer tier's, each tier on a stream of its own in the graph
+(:class:`FusedSampler`'s ``overlap``).
 
 :meth:`FusedSaShiMi.torch_tier` is the kernel's twin in plain torch ops on the same tables
 and buffers (same arithmetic, same counter-based noise): it is what the CPU tests trace with
