@@ -125,8 +125,7 @@ def _tier_samples(sampler: Any, clock: _Clock, periods: int) -> dict[int, list[f
             start = clock.mark()
             sampler.launch(step, b)
             marks.append((step.tier, start, clock.mark()))
-        b.tokens[0].copy_(b.tokens[sampler.period])
-        b.counter.add_(1)
+        sampler.end_period(b)
         clock.sync()
         for i, s, e in marks:
             times.setdefault(i, []).append(clock.between(s, e))

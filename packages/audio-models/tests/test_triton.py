@@ -139,15 +139,18 @@ def test_overlapped_launches_run_beside_the_outer_tier(pool: tuple[int, ...]) ->
                for n in range(1, len(ordered)))  # fmt: skip
 
 
-def _overlapped_periods_equal_eager(run_period: Callable[[fused.FusedSampler, int], bool]) -> None:
-    """Four teacher-forced periods of the tiny two-pool model, overlapped: ``run_period
-    (sampler, k)`` runs period ``k`` on ``sampler.b`` (the forced tokens in place) and says
-    whether its launches ran out of program order; the logits must be the eager step's, and
-    some period must have run out of order."""
+def _periods_equal_eager(
+    run_period: Callable[[fused.FusedSampler, int], bool], overlap: bool = True
+) -> tuple[fused.FusedSampler, int]:
+    """Four teacher-forced periods of the tiny two-pool model: ``run_period(sampler, k)``
+    runs period ``k`` on ``sampler.b`` (the forced tokens in place) and says whether its
+    launches ran out of program order; the logits must be the eager step's. Returns the
+    sampler and how many periods ran out of order."""
     model = tiny(torch.float64, pool=(2, 2), n_layers=2)
     model.setup_rnn("linear")
-    sampler = fused.FusedSampler(fused.FusedSaShiMi(model), 2, backend="torch")
-    assert sampler.overlap
+    sampler = fused.FusedSampler(fused.FusedSaShiMi(model), 2, backend="torch",
+                                 overlap=overlap)  # fmt: skip
+    assert sampler.overlap == overlap
     sampler.start(start_token=model.start_token, seed=torch.tensor([1]), temperature=1.0,
                   top_p=1.0)  # fmt: skip
     P = sampler.period
@@ -162,7 +165,7 @@ def _overlapped_periods_equal_eager(run_period: Callable[[fused.FusedSampler, in
         for j in range(P):
             assert _rel(eager.step(prev), sampler.b.logits[j]) <= 1e-9
             prev = tokens[k * P + j]
-    assert moved
+    return sampler, moved
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -185,10 +188,11 @@ def test_an_overlapped_period_in_any_order_its_dependencies_allow_equals_eager(
             done.append(rng.choice(ready))
         for n in done:
             sampler.launch(steps[n], sampler.b)
-        sampler._end_period(sampler.b)
+        sampler.end_period(sampler.b)
         return done != sorted(done)
 
-    _overlapped_periods_equal_eager(run_period)
+    _, moved = _periods_equal_eager(run_period)
+    assert moved  # some period ran out of program order
 
 
 class _FakeStream:
@@ -236,12 +240,12 @@ def test_a_captured_period_on_its_streams_runs_as_the_eager_step(
     monkeypatch.setattr(torch.cuda, "stream", use)
 
     def run_period(sampler: fused.FusedSampler, k: int) -> bool:
-        launch, end = sampler.launch, sampler._end_period
+        launch, end = sampler.launch, sampler.end_period
         _FakeStream.made = []
         current[:] = [_FakeStream()]
         with monkeypatch.context() as m:  # record: what the capture queues on each stream
             m.setattr(sampler, "launch", lambda step, b: current[-1].ops.append(("run", step)))
-            m.setattr(sampler, "_end_period", lambda b: current[-1].ops.append(("end",)))
+            m.setattr(sampler, "end_period", lambda b: current[-1].ops.append(("end",)))
             sampler._period_streams(sampler.b, first=k == 0)
         streams, at = _FakeStream.made, dict.fromkeys(_FakeStream.made, 0)
         assert len(streams) == 3  # one per tier
@@ -267,7 +271,8 @@ def test_a_captured_period_on_its_streams_runs_as_the_eager_step(
                 end(sampler.b)
         return order != sampler.schedule(first=k == 0)
 
-    _overlapped_periods_equal_eager(run_period)
+    _, moved = _periods_equal_eager(run_period)
+    assert moved  # some period ran out of program order
 
 
 def test_overlapping_is_refused_where_the_model_cannot() -> None:
@@ -405,35 +410,25 @@ def test_a_graph_frozen_period_replays_as_eager_steps(overlap: bool) -> None:
     period (new forced tokens in the static input buffers) must equal eager stepping. A
     schedule or sample index kept in Python state would replay the first period's tiers
     forever."""
-    model = tiny(torch.float64, pool=(2, 2), n_layers=2)
-    model.setup_rnn("linear")
-    sampler = fused.FusedSampler(fused.FusedSaShiMi(model), 2, backend="torch",
-                                 overlap=overlap)  # fmt: skip
-    sampler.start(start_token=model.start_token, seed=torch.tensor([1]), temperature=1.0,
-                  top_p=1.0)  # fmt: skip
-    flat = sampler.b.flat()
-    tiers = len(sampler.f.tiers)
+    graphs: list[torch.fx.GraphModule] = []
 
-    def frozen(first: bool) -> torch.fx.GraphModule:
+    def frozen(sampler: fused.FusedSampler, first: bool) -> torch.fx.GraphModule:
+        tiers = len(sampler.f.tiers)
+
         def period(*buffers: torch.Tensor) -> None:
             sampler.period_fn(fused.Buffers.from_flat(buffers, tiers), first=first)
 
-        graph = make_fx(period)(*[t.clone() for t in flat])
+        graph = make_fx(period)(*[t.clone() for t in sampler.b.flat()])
         assert "_local_scalar_dense" not in graph.code  # no host syncs (.item(), int(tensor))
         return graph
 
-    graphs = frozen(True), frozen(False)
-    P = sampler.period
-    tokens = torch.randint(0, 16, (4 * P, 2), generator=torch.Generator().manual_seed(2))
-    eager = EagerStepper(model, 2, torch.device("cpu"))  # type: ignore[arg-type]
-    prev = torch.full((2,), model.start_token)
-    for k in range(4):
-        sampler.b.forced.copy_(tokens[k * P : (k + 1) * P])
-        sampler.b.use.fill_(1)
-        graphs[k > 0](*flat)
-        for j in range(P):
-            assert _rel(eager.step(prev), sampler.b.logits[j]) <= 1e-9
-            prev = tokens[k * P + j]
+    def run_period(sampler: fused.FusedSampler, k: int) -> bool:
+        if not graphs:
+            graphs.extend([frozen(sampler, True), frozen(sampler, False)])
+        graphs[k > 0](*sampler.b.flat())
+        return False
+
+    sampler, _ = _periods_equal_eager(run_period, overlap)
     assert int(sampler.b.counter) == 4
 
 

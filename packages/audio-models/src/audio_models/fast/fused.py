@@ -651,9 +651,11 @@ class FusedSampler(BlockSampler):
         """Run one period on ``b`` (the schedule in order, then the period's bookkeeping)."""
         for step in self.schedule(first):
             self.launch(step, b)
-        self._end_period(b)
+        self.end_period(b)
 
-    def _end_period(self, b: Buffers) -> None:
+    def end_period(self, b: Buffers) -> None:
+        """The period's bookkeeping after its launches: its last token becomes the next
+        period's first input, and the noise counter moves on."""
         b.tokens[0].copy_(b.tokens[self.period])
         b.counter.add_(1)
 
@@ -680,7 +682,7 @@ class FusedSampler(BlockSampler):
             done.append(event)
         for s in streams[1:]:
             main.wait_stream(s)
-        self._end_period(b)
+        self.end_period(b)
 
     def launch_args(self, step: Step, b: Buffers, temperature: float,
                     top_p: float) -> tuple[list[Any], dict[str, Any]]:  # fmt: skip
